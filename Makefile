@@ -1,0 +1,37 @@
+# Two commands on a fresh machine: `make run` and `make test`. Nothing else is needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip --disable-pip-version-check --quiet
+
+.PHONY: run test migrate bench lint clean
+
+run: $(VENV)/.runtime migrate
+	exec $(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
+
+test: $(VENV)/.dev migrate
+	$(BIN)/pytest
+
+migrate: $(VENV)/.runtime
+	$(BIN)/flask --app wsgi db upgrade
+
+bench: $(VENV)/.dev
+	$(BIN)/python -m bench
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime: requirements.txt | $(VENV)/bin/python
+	$(PIP) install -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
+	$(PIP) install -r requirements-dev.txt
+	touch $@
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage htmlcov

@@ -1,0 +1,277 @@
+"""The ``flask --app wsgi ...`` commands: thin wrappers that parse, call the domain, report.
+
+Every refusal from the domain becomes a one-line message and exit status 1; a database that
+cannot be reached says so (without the URL, which may hold a password) instead of a traceback.
+"""
+
+import csv
+import getpass
+import hashlib
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy.exc import OperationalError
+
+from suppress import lists, suppressions
+from suppress.addresses import InvalidAddress
+from suppress.csvfiles import CsvError, CsvFile, CsvRow
+from suppress.models import GLOBAL_SCOPE, REASONS, Suppression, db
+
+HASHES = {"md5": hashlib.md5, "sha256": hashlib.sha256, "sha512": hashlib.sha512}
+EXPORT_COLUMNS = (
+    "email",
+    "email_hash",
+    "scope",
+    "reason",
+    "source",
+    "created_at",
+    "expires_at",
+    "note",
+)
+PROGRESS_EVERY_ROWS = 10_000
+
+suppressions_cli = AppGroup("suppressions", help="Add, lift, check, import and export.")
+lists_cli = AppGroup("lists", help="Mailing lists (the scopes of list-level suppressions).")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(suppressions_cli)
+    app.cli.add_command(lists_cli)
+
+
+def operator() -> str:
+    """Who runs the command, for the audit trail."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
+@contextmanager
+def refusals_as_messages() -> Iterator[None]:
+    try:
+        yield
+    except (InvalidAddress, suppressions.SuppressionError, lists.ListError, CsvError) as error:
+        db.session.rollback()
+        raise click.ClickException(str(error)) from None
+    except OperationalError as error:
+        db.session.rollback()
+        reason = str(error.orig).splitlines()[0] if error.orig else type(error).__name__
+        raise click.ClickException(f"the database cannot be reached: {reason}") from None
+
+
+def domain_command(function: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with refusals_as_messages():
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+def iso_datetime(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 date or time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@suppressions_cli.command("add")
+@click.argument("email")
+@click.option("--reason", type=click.Choice(REASONS), default="manual", show_default=True)
+@click.option("--scope", default=GLOBAL_SCOPE, show_default=True, help="'global' or a list slug.")
+@click.option("--note", help="Why, for the audit trail (the address is redacted from it).")
+@click.option("--expires", help="ISO 8601 date or time when the suppression lapses.")
+@domain_command
+def add_command(email: str, reason: str, scope: str, note: str | None, expires: str | None) -> None:
+    """Suppress EMAIL (a repeat changes nothing)."""
+    before = {
+        (row.scope, row.reason, row.created_at) for row in suppressions.suppressions_for(email)
+    }
+    row = suppressions.suppress(
+        email,
+        reason=reason,
+        source=operator(),
+        scope=scope,
+        note=note,
+        expires_at=iso_datetime(expires),
+    )
+    db.session.commit()
+    if (row.scope, row.reason, row.created_at) in before:
+        click.echo(f"already suppressed in {row.scope} ({row.reason}) since {row.created_at:%F}")
+    else:
+        click.echo(f"suppressed in {row.scope} ({row.reason})")
+
+
+@suppressions_cli.command("lift")
+@click.argument("email")
+@click.option("--scope", default=GLOBAL_SCOPE, show_default=True)
+@click.option("--why", help="Why the suppression is lifted.")
+@click.option(
+    "--override-reason",
+    help="Required to lift a complaint, hard bounce or erasure: why mailing is right again.",
+)
+@domain_command
+def lift_command(email: str, scope: str, why: str | None, override_reason: str | None) -> None:
+    """Lift the suppression of EMAIL in one scope."""
+    row = suppressions.lift(
+        email, actor=operator(), scope=scope, why=why, override_reason=override_reason
+    )
+    db.session.commit()
+    click.echo(f"lifted the {row.reason} suppression in {row.scope}")
+
+
+@suppressions_cli.command("check")
+@click.argument("email")
+@domain_command
+def check_command(email: str) -> None:
+    """Show whether EMAIL is suppressed, with every scope, reason, source and date."""
+    rows = suppressions.suppressions_for(email)
+    active = [row for row in rows if row.is_active()]
+    status = "suppressed" if active else "not suppressed"
+    click.echo(f"{email.strip()}: {status}")
+    for row in rows:
+        state = "active" if row.is_active() else "lapsed"
+        expires = f", expires {row.expires_at:%F %H:%M} UTC" if row.expires_at else ""
+        click.echo(
+            f"  {row.scope}: {row.reason} from {row.source}, "
+            f"since {row.created_at:%F %H:%M} UTC{expires} [{state}]"
+        )
+
+
+@suppressions_cli.command("import")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--source", help="Names the import in each row's source (default: file name).")
+@domain_command
+def import_command(path: Path, source: str | None) -> None:
+    """Import suppressions from a CSV with an 'email' column (optional scope, reason, note).
+
+    Separators and encodings as Excel saves them are understood. Each refused row is reported
+    with its line number; the command fails only when no row could be imported.
+    """
+    with CsvFile(path) as table:
+        table.require("email")
+        report = suppressions.import_suppressions(
+            _usable_rows(table, _reject),
+            source=f"import:{source or path.name}",
+            actor=operator(),
+            batch_size=current_app.config["IMPORT_BATCH_SIZE"],
+            on_reject=_reject,
+        )
+    click.echo(
+        f"{report.written} written, {report.unchanged} already suppressed, "
+        f"{report.rejected} rejected"
+    )
+    if report.rejected and not (report.written or report.unchanged):
+        raise click.ClickException("no row could be imported")
+
+
+def _reject(line: int, problem: str) -> None:
+    click.echo(f"line {line}: {problem}", err=True)
+
+
+def _usable_rows(
+    table: CsvFile, reject: Callable[[int, str], None]
+) -> Iterator[tuple[int, Mapping[str, str]]]:
+    """The rows that parsed, with a progress bar by bytes when a person is watching."""
+    rows: Iterator[CsvRow] = table.rows()
+    if sys.stderr.isatty():
+        rows = _with_progress(table, rows)
+    for row in rows:
+        if row.values is None:
+            reject(row.line, row.problem or "unreadable row")
+        else:
+            yield row.line, row.values
+
+
+def _with_progress(table: CsvFile, rows: Iterator[CsvRow]) -> Iterator[CsvRow]:
+    with click.progressbar(length=table.size, label="importing", file=sys.stderr) as bar:
+        shown = 0
+        for count, row in enumerate(rows, 1):
+            if count % PROGRESS_EVERY_ROWS == 0:
+                bar.update(table.bytes_read - shown)
+                shown = table.bytes_read
+            yield row
+        bar.update(table.size - shown)
+
+
+@suppressions_cli.command("export")
+@click.option("--out", default="-", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--scope", help="Only this scope ('global' or a list slug).")
+@click.option(
+    "--hash",
+    "algorithm",
+    type=click.Choice(sorted(HASHES)),
+    help="Write one hash per line (the partner exchange format) instead of CSV.",
+)
+@domain_command
+def export_command(out: str, scope: str | None, algorithm: str | None) -> None:
+    """Export the active suppressions, as CSV or as hashed addresses."""
+    if scope is not None:
+        suppressions.check_scope(scope)
+    with click.open_file(out, "w", encoding="utf-8") as stream:
+        if algorithm:
+            skipped = _write_hashes(stream, scope, algorithm)
+            if skipped:
+                click.echo(
+                    f"{skipped} erased addresses have no {algorithm} (only sha256 is kept)",
+                    err=True,
+                )
+        else:
+            _write_rows(stream, scope)
+
+
+def _write_rows(stream: TextIO, scope: str | None) -> None:
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(EXPORT_COLUMNS)
+    columns = [getattr(Suppression, name) for name in EXPORT_COLUMNS]
+    for row in suppressions.active_suppressions(scope, *columns):
+        writer.writerow(_cell(value) for value in row)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def _write_hashes(stream: TextIO, scope: str | None, algorithm: str) -> int:
+    """Unique hashes of active suppressed addresses; returns how many had no plain address."""
+    digest_of = HASHES[algorithm]
+    previous, skipped = None, 0
+    for email_hash, email in suppressions.active_suppressions(
+        scope, Suppression.email_hash, Suppression.email
+    ):
+        if email_hash == previous:
+            continue
+        previous = email_hash
+        if algorithm == "sha256":
+            stream.write(f"{email_hash}\n")
+        elif email is None:
+            skipped += 1
+        else:
+            stream.write(f"{digest_of(email.encode()).hexdigest()}\n")
+    return skipped
+
+
+@lists_cli.command("create")
+@click.argument("slug")
+@click.option("--name", help="A human name (default: the slug).")
+@click.option("--description")
+@domain_command
+def create_list_command(slug: str, name: str | None, description: str | None) -> None:
+    """Create the mailing list SLUG."""
+    mailing_list = lists.create_list(slug, name or slug, description)
+    db.session.commit()
+    click.echo(f"created list {mailing_list.slug}")

@@ -1,0 +1,188 @@
+"""The service's settings: one table of defaults, overridden by ``SUPPRESS_*`` variables.
+
+Every setting is named once in :data:`DEFAULTS` with its type and a line of documentation; the
+README's configuration table lists the same keys (a test keeps the two in step). Values are
+coerced to their types when the app starts, and a bad value stops the start with a message that
+names the variable, so a typo never becomes a silent default. Secrets have no fallback here: a
+missing secret key is generated once into the instance folder, never written into code.
+"""
+
+import logging
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Config
+
+ENV_PREFIX = "SUPPRESS"
+SECRET_KEY_FILE = "secret_key"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or has a value of the wrong type; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    default: Any
+    coerce: Callable[[Any], Any]
+    doc: str
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("expected a non-empty string")
+    return value.strip()
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value in (None, "") else _text(value)
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected a whole number")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError("expected a whole number") from None
+    if number < 1:
+        raise ValueError("expected a whole number of at least 1")
+    return number
+
+
+def _word_list(value: Any) -> frozenset[str]:
+    """Comma-separated words, lower-cased: operators write ``info,myynti`` in a variable."""
+    if isinstance(value, (list, tuple, set, frozenset)):
+        words = value
+    elif isinstance(value, str):
+        words = value.split(",")
+    else:
+        raise ValueError("expected a comma-separated list")
+    return frozenset(word.strip().lower() for word in words if word.strip())
+
+
+def _database_url(value: Any) -> str:
+    url = _text(value)
+    scheme = url.split(":", 1)[0]
+    if not scheme.startswith(("sqlite", "postgresql")):
+        raise ValueError("expected a sqlite:/// or postgresql+psycopg:// URL")
+    return url
+
+
+def _http_url(value: Any) -> str:
+    url = _text(value).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("expected an http:// or https:// URL")
+    return url
+
+
+def _bind(value: Any) -> str:
+    bind = _text(value)
+    if not bind.startswith("unix:"):
+        host, sep, port = bind.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected HOST:PORT or unix:PATH")
+    return bind
+
+
+def _log_level(value: Any) -> str:
+    level = _text(value).upper()
+    if level not in logging.getLevelNamesMapping():
+        raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
+DEFAULTS: dict[str, Setting] = {
+    "DATABASE_URL": Setting(
+        "sqlite:///suppress.db",
+        _database_url,
+        "Database. A relative SQLite path lives in `instance/`; "
+        "`postgresql+psycopg://user:password@host/db` for PostgreSQL.",
+    ),
+    "SECRET_KEY": Setting(
+        None,
+        _optional_text,
+        "Signs sessions and tokens. Generated once into `instance/secret_key` when unset.",
+    ),
+    "BASE_URL": Setting(
+        "http://127.0.0.1:8000",
+        _http_url,
+        "The public URL of the service, used in the links it mints.",
+    ),
+    "BIND": Setting("127.0.0.1:8000", _bind, "Where gunicorn listens (`HOST:PORT`)."),
+    "WORKERS": Setting(2, _positive_int, "gunicorn worker processes."),
+    "SQLITE_BUSY_TIMEOUT_MS": Setting(
+        5000,
+        _positive_int,
+        "How long a SQLite writer waits for the lock before giving up, in milliseconds.",
+    ),
+    "IMPORT_BATCH_SIZE": Setting(20000, _positive_int, "Rows an import writes per transaction."),
+    "ROLE_LOCAL_PARTS": Setting(
+        frozenset(),
+        _word_list,
+        "Extra role local parts (comma-separated), added to the built-in Finnish, Swedish "
+        "and English ones (`info`, `myynti`, `asiakaspalvelu`, …).",
+    ),
+    "CONSUMER_DOMAINS": Setting(
+        frozenset(),
+        _word_list,
+        "Extra consumer mail domains (comma-separated), added to the built-in ones "
+        "(`gmail.com`, `luukku.com`, `suomi24.fi`, …).",
+    ),
+    "LOG_LEVEL": Setting("INFO", _log_level, "Log level: DEBUG, INFO, WARNING or ERROR."),
+}
+
+
+def load_into(config: Config, overrides: Mapping[str, Any] | None = None) -> None:
+    """Fill ``config`` from the defaults, then ``SUPPRESS_*`` variables, then ``overrides``.
+
+    Variables are read as plain strings (not JSON) so that a secret such as ``123`` stays the
+    string it is; each known setting is then coerced by its own rule. Unknown ``SUPPRESS_*``
+    variables are kept as strings for the modules that own them (provider secrets).
+    """
+    config.from_prefixed_env(ENV_PREFIX, loads=str)
+    config.update(overrides or {})
+    config.update(coerce(config))
+
+
+def coerce(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Every setting with its typed value; raises ConfigError naming the first bad variable."""
+    settled = {}
+    for key, setting in DEFAULTS.items():
+        raw = values.get(key, setting.default)
+        try:
+            settled[key] = setting.coerce(raw) if raw is not None else None
+        except ValueError as error:
+            raise ConfigError(f"{ENV_PREFIX}_{key}: {error} (got {raw!r})") from None
+    return settled
+
+
+def secret_key_from(instance_path: str) -> str:
+    """The instance's generated secret key, created on first use.
+
+    The key is written to a temporary file and linked into place, so gunicorn workers that start
+    together all end up reading the same key.
+    """
+    folder = Path(instance_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / SECRET_KEY_FILE
+    if not path.exists():
+        draft = folder / f".{SECRET_KEY_FILE}.{os.getpid()}"
+        draft.write_text(secrets.token_urlsafe(48))
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    key = path.read_text().strip()
+    if not key:
+        raise ConfigError(f"{path} is empty: delete it or set {ENV_PREFIX}_SECRET_KEY")
+    return key

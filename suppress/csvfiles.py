@@ -1,0 +1,155 @@
+"""Reading CSV files the way people actually save them.
+
+A marketer's file comes from Excel as often as from a script: in Finland Excel writes semicolons,
+and either UTF-8 with a byte-order mark or Windows-1252; "Unicode text" is UTF-16. This module
+finds the encoding and the separator, reads the header, and hands out rows keyed by lower-cased
+column names with their line numbers, so that every refusal can point at a line. It knows
+nothing about what the columns mean.
+"""
+
+import codecs
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+CHUNK_BYTES = 1 << 20
+SEPARATORS = ",;\t|"
+
+
+class CsvError(ValueError):
+    """The file as a whole cannot be read; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class CsvRow:
+    """One data row: its values by column, or the problem that keeps it from being read."""
+
+    line: int
+    values: dict[str, str] | None
+    problem: str | None = None
+
+
+def detect_encoding(path: Path) -> str:
+    """UTF-16 or UTF-8 (with or without BOM) when the bytes say so, else Windows-1252.
+
+    The whole file is decoded once up front, so a bad byte deep in a large file is found before
+    anything is written, rather than halfway through an import.
+    """
+    with path.open("rb") as stream:
+        head = stream.read(4)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return _checked(path, "utf-16")
+    try:
+        return _checked(path, "utf-8-sig")
+    except CsvError:
+        return _checked(path, "cp1252", fallback_of="UTF-8")
+
+
+def _checked(path: Path, encoding: str, fallback_of: str | None = None) -> str:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset = 0
+    with path.open("rb") as stream:
+        while chunk := stream.read(CHUNK_BYTES):
+            try:
+                text = decoder.decode(chunk)
+            except UnicodeDecodeError as error:
+                where = offset + error.start
+                tried = f"{fallback_of} nor {encoding}" if fallback_of else encoding
+                raise CsvError(
+                    f"the file is not text in {tried}: undecodable byte at offset {where}; "
+                    "save it as CSV UTF-8"
+                ) from None
+            if "\x00" in text:
+                raise CsvError(
+                    "the file holds NUL characters, so it is not CSV text "
+                    "(a workbook? save it as CSV UTF-8)"
+                )
+            offset += len(chunk)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise CsvError(f"the file ends in the middle of a {encoding} character") from None
+    return encoding
+
+
+def sniff_separator(header_line: str) -> str:
+    """The separator that splits the header most: a one-column file has none, so a comma."""
+    counts = {separator: header_line.count(separator) for separator in SEPARATORS}
+    best = max(counts, key=counts.__getitem__)
+    return best if counts[best] else ","
+
+
+class CsvFile:
+    """An open CSV file with a header; iterate ``rows()`` once."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.size = self.path.stat().st_size
+            self.encoding = detect_encoding(self.path)
+            self._stream = self.path.open(encoding=self.encoding, newline="")
+        except OSError as error:
+            raise CsvError(f"cannot read {self.path}: {error.strerror}") from None
+        first_line = self._stream.readline()
+        if not first_line.strip():
+            self._stream.close()
+            raise CsvError("the file is empty: the first line must be a header such as 'email'")
+        self.separator = sniff_separator(first_line)
+        header = next(csv.reader([first_line], delimiter=self.separator))
+        self.columns = [name.strip().lower() for name in header]
+        self._check_header()
+        self._reader = csv.reader(self._stream, delimiter=self.separator)
+
+    def _check_header(self) -> None:
+        duplicates = sorted({name for name in self.columns if self.columns.count(name) > 1})
+        if duplicates:
+            self._stream.close()
+            raise CsvError(f"the header names a column twice: {', '.join(duplicates)}")
+
+    def require(self, column: str) -> None:
+        if column not in self.columns:
+            found = ", ".join(repr(name) for name in self.columns)
+            raise CsvError(f"no {column!r} column in the header (found {found})")
+
+    @property
+    def bytes_read(self) -> int:
+        """How far into the file reading has got, for progress bars."""
+        return self._stream.buffer.tell()
+
+    def rows(self) -> Iterator[CsvRow]:
+        width = len(self.columns)
+        while True:
+            try:
+                fields = next(self._reader)
+            except StopIteration:
+                return
+            except csv.Error as error:
+                yield CsvRow(self._reader.line_num + 1, None, f"unreadable CSV: {error}")
+                continue
+            if not fields or fields == [""]:
+                continue
+            line = self._reader.line_num + 1  # the header line was read before the reader
+            if len(fields) > width and not any(field.strip() for field in fields[width:]):
+                fields = fields[:width]
+            if len(fields) != width:
+                problem = f"{len(fields)} fields where the header has {width}"
+                yield CsvRow(line, None, problem)
+                continue
+            yield CsvRow(line, dict(zip(self.columns, fields, strict=True)))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

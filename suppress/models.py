@@ -1,0 +1,179 @@
+"""The database tables, as SQLAlchemy 2.0 typed models.
+
+This module only describes data; what the data means (when a row may be written, what a
+suppression blocks) lives in the domain modules that import it, never the other way round.
+Every schema change here comes with an Alembic migration in ``migrations/``.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+GLOBAL_SCOPE = "global"
+
+REASONS = (
+    "unsubscribed",
+    "complained",
+    "bounced",
+    "soft_bounced",
+    "objected",
+    "manual",
+    "imported",
+    "erased",
+)
+ADDRESS_KINDS = ("b2b", "consumer", "role")
+
+# Stable constraint names, so that migrations (and SQLite's batch mode) can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python on every database.
+
+    SQLite has no time zones and would hand back naive values while PostgreSQL hands back aware
+    ones; storing naive UTC and re-attaching UTC on the way out gives one behaviour on both.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware UTC datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{value}'" for value in values)
+    return f"{column} IN ({quoted})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+class Address(db.Model):
+    """A person's (or a role mailbox's) address and what the register keeps about it.
+
+    ``email`` becomes NULL when the person is erased; ``email_hash`` stays, because a
+    suppression must still match the address if it ever comes back in an import.
+    """
+
+    __tablename__ = "addresses"
+    __table_args__ = (CheckConstraint(_in("kind", ADDRESS_KINDS), name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    domain: Mapped[str | None] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))
+    consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    consent_source: Mapped[str | None] = mapped_column(String(200))
+    consent_text_version: Mapped[str | None] = mapped_column(String(100))
+    restricted: Mapped[bool] = mapped_column(default=False)
+    sent_count: Mapped[int] = mapped_column(default=0)
+    open_count: Mapped[int] = mapped_column(default=0)
+    click_count: Mapped[int] = mapped_column(default=0)
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_clicked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MailingList(db.Model):
+    """A list people subscribe to; its slug is the scope of a list-level suppression."""
+
+    __tablename__ = "mailing_lists"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Suppression(db.Model):
+    """One address that must not be mailed, everywhere (scope ``global``) or on one list.
+
+    A suppression stands on its own hash: it needs no Address row, so it survives erasure and
+    can be imported for addresses the register has never seen.
+    """
+
+    __tablename__ = "suppressions"
+    __table_args__ = (
+        UniqueConstraint("email_hash", "scope"),
+        CheckConstraint(_in("reason", REASONS), name="reason"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_hash: Mapped[str] = mapped_column(String(64))
+    email: Mapped[str | None] = mapped_column(String(320))
+    scope: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+
+    def is_active(self, now: datetime | None = None) -> bool:
+        return self.expires_at is None or self.expires_at > (now or utcnow())
+
+
+class AuditEntry(db.Model):
+    """An append-only record of who changed what, when and why.
+
+    ``email_hash`` ties an entry to an address without keeping the address in clear.
+    """
+
+    __tablename__ = "audit_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    email_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    scope: Mapped[str | None] = mapped_column(String(64))
+    why: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class AuditIsAppendOnly(RuntimeError):
+    """Raised when code tries to change or delete an audit entry through the ORM."""
+
+
+@event.listens_for(Session, "before_flush")
+def _keep_audit_append_only(session: Session, flush_context: Any, instances: Any) -> None:
+    touched = [obj for obj in (*session.dirty, *session.deleted) if isinstance(obj, AuditEntry)]
+    if touched:
+        raise AuditIsAppendOnly("audit entries cannot be changed or deleted")

@@ -1,0 +1,431 @@
+"""The suppression list: the one place that writes, lifts and looks up suppressions.
+
+Links, webhooks, imports, the admin UI, the API and the CLI all come through here, so every path
+gets the same normalisation, the same rule for repeats and the same audit entry. Functions here
+never commit a single change: the caller owns the transaction, so that a web view can commit
+before it answers 2xx. Bulk imports are the exception, committing batch by batch.
+
+Writes are one statement, ``INSERT ... ON CONFLICT DO UPDATE ... WHERE``, on SQLite and
+PostgreSQL alike: a repeat keeps the first ``created_at``; a stronger reason (a complaint after
+an unsubscribe) replaces a weaker one; a lapsed suppression starts afresh.
+"""
+
+import hashlib
+import re
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import islice
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Dialect,
+    Insert,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    or_,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from suppress.addresses import InvalidAddress, normalise_and_hash
+from suppress.models import (
+    GLOBAL_SCOPE,
+    REASONS,
+    AuditEntry,
+    MailingList,
+    Suppression,
+    db,
+    utcnow,
+)
+
+# Ordered weakest first: a repeat with a later reason in this list replaces the earlier one.
+STRENGTH = (
+    "soft_bounced",
+    "imported",
+    "manual",
+    "unsubscribed",
+    "objected",
+    "bounced",
+    "complained",
+    "erased",
+)
+# Lifting these needs an override reason: mailing a complainer or a dead mailbox again harms the
+# sender's reputation, and an erased person asked never to be processed again.
+PROTECTED_REASONS = frozenset({"complained", "bounced", "erased"})
+
+# Up to this many candidates, look each one up through the unique index; past it, one scan of
+# the suppressions in scope is cheaper than thousands of indexed queries.
+INDEXED_LOOKUP_LIMIT = 20_000
+IN_CLAUSE_SIZE = 500
+WRITTEN_COLUMNS = (
+    "email_hash",
+    "email",
+    "scope",
+    "reason",
+    "source",
+    "note",
+    "created_at",
+    "expires_at",
+)
+
+
+class SuppressionError(ValueError):
+    """A request the suppression list refuses; the message says why, without the address."""
+
+
+class UnknownScope(SuppressionError):
+    pass
+
+
+class UnknownReason(SuppressionError):
+    pass
+
+
+class NotSuppressed(SuppressionError):
+    pass
+
+
+class LiftRefused(SuppressionError):
+    pass
+
+
+@dataclass
+class ImportReport:
+    """What an import did: rows written (new or strengthened), rows already covered, refusals."""
+
+    written: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+
+
+def known_scopes() -> set[str]:
+    return {GLOBAL_SCOPE, *db.session.scalars(select(MailingList.slug))}
+
+
+def check_scope(scope: str, scopes: Collection[str] | None = None) -> str:
+    scopes = known_scopes() if scopes is None else scopes
+    if scope not in scopes:
+        raise UnknownScope(f"unknown scope {scope!r}: use 'global' or the slug of a mailing list")
+    return scope
+
+
+def check_reason(reason: str) -> str:
+    if reason not in REASONS:
+        raise UnknownReason(f"unknown reason {reason!r}: use one of {', '.join(REASONS)}")
+    return reason
+
+
+def suppress(
+    address: str,
+    *,
+    reason: str,
+    source: str,
+    scope: str = GLOBAL_SCOPE,
+    actor: str | None = None,
+    note: str | None = None,
+    expires_at: datetime | None = None,
+) -> Suppression:
+    """Suppress ``address`` in ``scope``; idempotent, and audited whenever something changed."""
+    email, digest = normalise_and_hash(address)
+    check_scope(scope)
+    check_reason(reason)
+    before = _find(digest, scope)
+    prior = None if before is None else (before.reason, before.created_at, before.expires_at)
+    row = {
+        "email_hash": digest,
+        "email": email,
+        "scope": scope,
+        "reason": reason,
+        "source": source,
+        "note": note,
+        "created_at": utcnow(),
+        "expires_at": expires_at,
+    }
+    db.session.connection().execute(_upsert(db.session.get_bind().dialect), row)
+    if before is not None:
+        db.session.refresh(before)
+    after = before or _find(digest, scope)
+    if prior != (after.reason, after.created_at, after.expires_at):
+        action = "suppression.add" if before is None else "suppression.update"
+        _audit(actor or source, action, after, why=note, email=email, previous=prior)
+    return after
+
+
+def lift(
+    address: str,
+    *,
+    actor: str,
+    scope: str = GLOBAL_SCOPE,
+    why: str | None = None,
+    override_reason: str | None = None,
+) -> Suppression:
+    """Remove a suppression. Complaints, hard bounces and erasures need ``override_reason``."""
+    email, digest = normalise_and_hash(address)
+    row = _find(digest, scope)
+    if row is None:
+        raise NotSuppressed(f"the address is not suppressed in scope {scope!r}")
+    if row.reason in PROTECTED_REASONS and not (override_reason or "").strip():
+        raise LiftRefused(
+            f"the suppression in scope {scope!r} records {row.reason!r}: lifting it needs an "
+            "explicit override reason"
+        )
+    _audit(
+        actor,
+        "suppression.lift",
+        row,
+        why=override_reason or why,
+        email=email,
+        previous=None,
+        overridden=row.reason in PROTECTED_REASONS,
+    )
+    db.session.delete(row)
+    db.session.flush()
+    return row
+
+
+def is_suppressed(address: str, list: str | None = None) -> bool:
+    """Whether mail to ``address`` is blocked: globally or, given a list slug, on that list."""
+    _, digest = normalise_and_hash(address)
+    query = select(Suppression.id).where(
+        Suppression.email_hash == digest, _in_scope(list), _active(utcnow())
+    )
+    return db.session.execute(query.limit(1)).first() is not None
+
+
+def suppressions_for(address: str) -> list[Suppression]:
+    """Every suppression of ``address``, lapsed ones included, global first."""
+    _, digest = normalise_and_hash(address)
+    query = select(Suppression).where(Suppression.email_hash == digest)
+    rows = db.session.scalars(query).all()
+    return sorted(rows, key=lambda row: (row.scope != GLOBAL_SCOPE, row.scope))
+
+
+def suppressed_among(addresses: Iterable[str], list: str | None = None) -> set[str]:
+    """The subset of ``addresses`` (already normalised) that must not be mailed.
+
+    A few candidates are looked up through the index. Many are matched against one read of the
+    suppressions in scope, compared on the stored address so that only the rare erased rows,
+    which keep just a hash, cost a hash per candidate.
+    """
+    candidates = addresses if isinstance(addresses, Collection) else [*addresses]
+    if len(candidates) <= INDEXED_LOOKUP_LIMIT:
+        return _suppressed_by_index(candidates, list)
+    return _suppressed_by_scan(candidates, list)
+
+
+def import_suppressions(
+    records: Iterable[tuple[int, Mapping[str, str]]],
+    *,
+    source: str,
+    actor: str,
+    batch_size: int,
+    on_reject: Callable[[int, str], None],
+) -> ImportReport:
+    """Write rows of ``email`` (+ optional ``scope``, ``reason``, ``note``), a batch per commit.
+
+    ``records`` yields ``(line number, row)``; a row that cannot be used is passed to
+    ``on_reject`` with its line and the reason, and the import goes on. One audit entry records
+    the import as a whole; each row carries the import as its ``source``.
+    """
+    report = ImportReport()
+    dialect = db.session.get_bind().dialect
+    sql, order = _bulk_upsert_sql(dialect)
+    as_parameters = itemgetter(*order)
+    to_column = Suppression.__table__.c.created_at.type.dialect_impl(dialect).bind_processor(
+        dialect
+    )
+    created_at = to_column(utcnow()) if to_column else utcnow()
+    fixed = {"source": source, "created_at": created_at, "expires_at": None}
+    rows = _valid_rows(records, known_scopes(), fixed, report, on_reject)
+    for batch in _batches(rows, batch_size):
+        cursor = db.session.connection().connection.cursor()
+        cursor.executemany(sql, [as_parameters(row) for row in batch])
+        report.written += cursor.rowcount
+        report.unchanged += len(batch) - cursor.rowcount
+        cursor.close()
+        db.session.commit()
+    db.session.add(
+        AuditEntry(
+            actor=actor,
+            action="suppression.import",
+            detail={"source": source, **report.__dict__},
+        )
+    )
+    db.session.commit()
+    return report
+
+
+def _valid_rows(
+    records: Iterable[tuple[int, Mapping[str, str]]],
+    scopes: Collection[str],
+    fixed: Mapping[str, Any],
+    report: ImportReport,
+    on_reject: Callable[[int, str], None],
+) -> Iterator[dict[str, Any]]:
+    for line, record in records:
+        try:
+            email, digest = normalise_and_hash(record.get("email") or "")
+            scope = check_scope(record.get("scope") or GLOBAL_SCOPE, scopes)
+            reason = check_reason(record.get("reason") or "imported")
+        except (InvalidAddress, SuppressionError) as error:
+            report.rejected += 1
+            on_reject(line, str(error))
+            continue
+        yield {
+            **fixed,
+            "email_hash": digest,
+            "email": email,
+            "scope": scope,
+            "reason": reason,
+            "note": record.get("note") or None,
+        }
+
+
+def _batches(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    iterator = iter(rows)
+    while batch := [*islice(iterator, size)]:
+        yield batch
+
+
+def _strength(column: ColumnElement[str]) -> ColumnElement[int]:
+    """A reason's rank in STRENGTH, in SQL literals (a fixed vocabulary) so only row data binds."""
+    return case(
+        *(
+            (column == literal_column(f"'{reason}'"), literal_column(str(rank)))
+            for rank, reason in enumerate(STRENGTH)
+        ),
+        else_=literal_column("-1"),
+    )
+
+
+def _upsert(dialect: Dialect) -> Insert:
+    """The one write statement: insert, or strengthen or renew what is there, else nothing."""
+    insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+    table = Suppression.__table__
+    statement = insert(table).inline().values({name: bindparam(name) for name in WRITTEN_COLUMNS})
+    new, old = statement.excluded, table.c
+    lapsed = and_(old.expires_at.is_not(None), old.expires_at <= new.created_at)
+    return statement.on_conflict_do_update(
+        index_elements=[old.email_hash, old.scope],
+        set_={
+            "reason": new.reason,
+            "source": new.source,
+            "note": new.note,
+            "expires_at": new.expires_at,
+            "created_at": case((lapsed, new.created_at), else_=old.created_at),
+        },
+        where=or_(_strength(new.reason) > _strength(old.reason), lapsed),
+    )
+
+
+def _bulk_upsert_sql(dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+    """The upsert as driver SQL with positional parameters, and the column of each parameter.
+
+    Bulk imports hand rows straight to the driver's ``executemany``: SQLAlchemy's per-row
+    parameter processing would otherwise cost more than the database's own work.
+    """
+    positional = type(dialect)(paramstyle="qmark" if dialect.name == "sqlite" else "format")
+    compiled = _upsert(dialect).compile(dialect=positional)
+    return str(compiled), tuple(compiled.positiontup or ())
+
+
+def _find(digest: str, scope: str) -> Suppression | None:
+    query = select(Suppression).where(Suppression.email_hash == digest, Suppression.scope == scope)
+    return db.session.scalars(query).one_or_none()
+
+
+def _in_scope(list_slug: str | None) -> ColumnElement[bool]:
+    scopes = [GLOBAL_SCOPE] if list_slug in (None, GLOBAL_SCOPE) else [GLOBAL_SCOPE, list_slug]
+    return Suppression.scope.in_(scopes)
+
+
+def _active(now: datetime) -> ColumnElement[bool]:
+    return or_(Suppression.expires_at.is_(None), Suppression.expires_at > now)
+
+
+def active_suppressions(scope: str | None, *columns: Any) -> Iterator[Any]:
+    """Rows of ``columns`` for every active suppression (in ``scope`` if given), hash order.
+
+    Streamed in chunks so that an export of millions of rows runs in constant memory; the hash
+    order puts every scope of one address side by side.
+    """
+    query = select(*columns).where(_active(utcnow()))
+    if scope is not None:
+        query = query.where(Suppression.scope == scope)
+    query = query.order_by(Suppression.email_hash, Suppression.scope)
+    yield from db.session.execute(query.execution_options(yield_per=10_000))
+
+
+def _suppressed_by_index(candidates: Collection[str], list_slug: str | None) -> set[str]:
+    by_hash = {hashlib.sha256(address.encode()).hexdigest(): address for address in candidates}
+    digests = [*by_hash]
+    found: set[str] = set()
+    now = utcnow()
+    for start in range(0, len(digests), IN_CLAUSE_SIZE):
+        chunk = digests[start : start + IN_CLAUSE_SIZE]
+        query = select(Suppression.email_hash).where(
+            Suppression.email_hash.in_(chunk), _in_scope(list_slug), _active(now)
+        )
+        found.update(by_hash[digest] for digest in db.session.scalars(query))
+    return found
+
+
+def _suppressed_by_scan(candidates: Collection[str], list_slug: str | None) -> set[str]:
+    now = utcnow()
+    in_scope = and_(_in_scope(list_slug), _active(now))
+    joined = db.session.scalar(
+        select(func.aggregate_strings(Suppression.email, "\n")).where(
+            in_scope, Suppression.email.is_not(None)
+        )
+    )
+    found = set(joined.split("\n")).intersection(candidates) if joined else set()
+    hashed_only = set(
+        db.session.scalars(
+            select(Suppression.email_hash).where(in_scope, Suppression.email.is_(None))
+        )
+    )
+    if hashed_only:
+        found.update(
+            address
+            for address in candidates
+            if address not in found and hashlib.sha256(address.encode()).hexdigest() in hashed_only
+        )
+    return found
+
+
+def _audit(
+    actor: str,
+    action: str,
+    row: Suppression,
+    *,
+    why: str | None,
+    email: str,
+    previous: tuple[str, datetime, datetime | None] | None,
+    **detail: Any,
+) -> None:
+    """Record a change to ``row``; the address is never written in clear, even inside ``why``."""
+    detail = {"reason": row.reason, "source": row.source, **detail}
+    if previous is not None:
+        detail["previous_reason"] = previous[0]
+    db.session.add(
+        AuditEntry(
+            actor=actor,
+            action=action,
+            email_hash=row.email_hash,
+            scope=row.scope,
+            why=_redact(why, email),
+            detail=detail,
+        )
+    )
+
+
+def _redact(text: str | None, email: str) -> str | None:
+    if not text:
+        return text
+    return re.sub(re.escape(email), "[address]", text, flags=re.IGNORECASE)

@@ -1,0 +1,226 @@
+import hashlib
+
+import pytest
+from sqlalchemy import func, select
+
+from suppress.models import AuditEntry, Suppression, db
+from suppress.suppressions import is_suppressed
+
+
+def run(runner, *args):
+    return runner.invoke(args=[str(arg) for arg in args])
+
+
+def count_suppressions():
+    return db.session.scalar(select(func.count()).select_from(Suppression))
+
+
+def test_add_then_check_in_another_case_reports_suppressed(runner):
+    added = run(runner, "suppressions", "add", "a@b.fi", "--reason", "unsubscribed")
+    assert added.exit_code == 0, added.output
+    checked = run(runner, "suppressions", "check", "A@B.FI")
+    assert checked.exit_code == 0
+    assert "A@B.FI: suppressed" in checked.output
+    assert "global: unsubscribed from cli:" in checked.output
+
+
+def test_second_add_changes_nothing(runner):
+    run(runner, "suppressions", "add", "a@b.fi", "--reason", "unsubscribed")
+    first = db.session.scalars(select(Suppression)).one()
+    again = run(runner, "suppressions", "add", "a@b.fi", "--reason", "unsubscribed")
+    assert again.exit_code == 0
+    assert "already suppressed" in again.output
+    db.session.expire_all()
+    assert db.session.scalars(select(Suppression)).one().created_at == first.created_at
+    assert db.session.scalar(select(func.count()).select_from(AuditEntry)) == 1
+
+
+def test_check_of_an_unknown_address_says_not_suppressed(runner):
+    checked = run(runner, "suppressions", "check", "nobody@b.fi")
+    assert checked.exit_code == 0
+    assert "nobody@b.fi: not suppressed" in checked.output
+
+
+def test_lift_of_a_complaint_without_override_is_refused_with_a_clear_message(runner):
+    run(runner, "suppressions", "add", "a@b.fi", "--reason", "complained")
+    refused = run(runner, "suppressions", "lift", "a@b.fi")
+    assert refused.exit_code == 1
+    assert "needs an explicit override reason" in refused.output
+    assert is_suppressed("a@b.fi")
+    lifted = run(runner, "suppressions", "lift", "a@b.fi", "--override-reason", "asked in writing")
+    assert lifted.exit_code == 0
+    assert not is_suppressed("a@b.fi")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["add", "not-an-address"], "Error:"),
+        (["add", "a@b.fi", "--scope", "nosuch"], "unknown scope 'nosuch'"),
+        (["add", "a@b.fi", "--reason", "bored"], "Invalid value for '--reason'"),
+        (["add", "a@b.fi", "--expires", "next week"], "not an ISO 8601"),
+        (["lift", "a@b.fi"], "not suppressed"),
+        (["export", "--scope", "nosuch"], "unknown scope"),
+    ],
+)
+def test_bad_input_gets_a_message_and_a_non_zero_exit(runner, args, message):
+    result = run(runner, "suppressions", *args)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert count_suppressions() == 0
+
+
+def test_add_with_expiry_shows_the_date_in_check(runner):
+    run(
+        runner,
+        "suppressions",
+        "add",
+        "a@b.fi",
+        "--reason",
+        "soft_bounced",
+        "--expires",
+        "2999-01-01",
+    )
+    assert (
+        "expires 2999-01-01 00:00 UTC [active]"
+        in run(runner, "suppressions", "check", "a@b.fi").output
+    )
+
+
+def test_import_reports_each_rejected_row_with_its_line(runner, write_csv):
+    path = write_csv("email,reason\na@b.fi,unsubscribed\nnot-an-address,\nb@b.fi,meh\nc@b.fi,\n")
+    result = run(runner, "suppressions", "import", path)
+    assert result.exit_code == 0, result.output
+    assert "2 written, 0 already suppressed, 2 rejected" in result.stdout
+    assert "line 3: " in result.stderr
+    assert "line 4: unknown reason 'meh'" in result.stderr
+    assert is_suppressed("c@b.fi")
+
+
+def test_import_of_an_excel_file_saved_in_finland(runner, write_csv):
+    """Semicolons, a byte-order mark and Finnish letters: Excel's 'CSV UTF-8'."""
+    path = write_csv(
+        "\ufeffEmail;Note\r\nmatti@yritys.fi;Pyysi poistoa puhelimessa\r\nÄijä@Yritys.fi;ä\r\n"
+    )
+    result = run(runner, "suppressions", "import", path)
+    assert result.exit_code == 0, result.output
+    assert "2 written" in result.output
+    assert is_suppressed("äijä@yritys.fi")
+
+
+def test_import_of_a_cp1252_file(runner, write_csv):
+    path = write_csv("email;note\r\nmatti@yritys.fi;Myyntipäällikkö\r\n", encoding="cp1252")
+    result = run(runner, "suppressions", "import", path)
+    assert result.exit_code == 0, result.output
+    note = db.session.scalar(select(Suppression.note))
+    assert note == "Myyntipäällikkö"
+
+
+def test_import_names_the_source_after_the_file(runner, write_csv):
+    run(runner, "suppressions", "import", write_csv("email\na@b.fi\n", name="old-esp.csv"))
+    assert db.session.scalar(select(Suppression.source)) == "import:old-esp.csv"
+
+
+def test_import_reports_ragged_rows(runner, write_csv):
+    path = write_csv("email,note\na@b.fi,x,extra\nb@b.fi\nc@b.fi,ok\nd@b.fi,ok,\n")
+    result = run(runner, "suppressions", "import", path)
+    assert result.exit_code == 0
+    assert "line 2: 3 fields where the header has 2" in result.stderr
+    assert "line 3: 1 fields where the header has 2" in result.stderr
+    assert count_suppressions() == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "encoding", "message"),
+    [
+        ("name,phone\nMatti,040\n", "utf-8", "no 'email' column in the header"),
+        ("", "utf-8", "the file is empty"),
+        ("email\na@b.fi\n", "utf-32", "NUL characters"),
+        ("email\nm\xe4tti@b.fi\n\x81\n", "latin-1", "not text in UTF-8 nor cp1252"),
+        ("email,Email\na@b.fi,a@b.fi\n", "utf-8", "names a column twice"),
+    ],
+)
+def test_import_of_an_unreadable_file_fails_and_stores_nothing(
+    runner, write_csv, content, encoding, message
+):
+    run(runner, "suppressions", "add", "kept@b.fi")
+    result = run(runner, "suppressions", "import", write_csv(content, encoding=encoding))
+    assert result.exit_code == 1
+    assert message in result.output
+    assert count_suppressions() == 1
+
+
+def test_import_of_a_missing_file_fails(runner, tmp_path):
+    result = run(runner, "suppressions", "import", tmp_path / "nope.csv")
+    assert result.exit_code == 1
+    assert "cannot read" in result.output
+
+
+def test_import_where_every_row_is_refused_fails(runner, write_csv):
+    result = run(runner, "suppressions", "import", write_csv("email\nnope\nalso-nope\n"))
+    assert result.exit_code == 1
+    assert "no row could be imported" in result.output
+
+
+def test_export_writes_active_suppressions_as_csv(runner, tmp_path):
+    run(runner, "suppressions", "add", "a@b.fi", "--reason", "unsubscribed", "--note", "x")
+    run(
+        runner,
+        "suppressions",
+        "add",
+        "old@b.fi",
+        "--reason",
+        "soft_bounced",
+        "--expires",
+        "2000-01-01",
+    )
+    out = tmp_path / "out.csv"
+    assert run(runner, "suppressions", "export", "--out", out).exit_code == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "email,email_hash,scope,reason,source,created_at,expires_at,note"
+    assert len(lines) == 2
+    assert lines[1].startswith("a@b.fi,")
+    assert ",global,unsubscribed,cli:" in lines[1]
+
+
+@pytest.mark.parametrize("algorithm", ["md5", "sha256", "sha512"])
+def test_export_hashed_writes_one_hash_per_address(runner, algorithm):
+    run(runner, "lists", "create", "news")
+    run(runner, "suppressions", "add", "a@b.fi")
+    run(runner, "suppressions", "add", "a@b.fi", "--scope", "news")
+    result = run(runner, "suppressions", "export", "--hash", algorithm)
+    expected = hashlib.new(algorithm, b"a@b.fi").hexdigest()
+    assert result.stdout.splitlines() == [expected]
+
+
+def test_export_hashed_skips_erased_addresses_except_in_sha256(runner):
+    run(runner, "suppressions", "add", "gone@b.fi", "--reason", "erased")
+    db.session.execute(Suppression.__table__.update().values(email=None))
+    db.session.commit()
+    md5 = run(runner, "suppressions", "export", "--hash", "md5")
+    assert md5.stdout == ""
+    assert "1 erased addresses have no md5" in md5.stderr
+    sha = run(runner, "suppressions", "export", "--hash", "sha256")
+    assert sha.stdout.strip() == hashlib.sha256(b"gone@b.fi").hexdigest()
+
+
+def test_lists_create_makes_a_scope(runner):
+    assert run(runner, "lists", "create", "news", "--name", "Uutiskirje").exit_code == 0
+    assert run(runner, "suppressions", "add", "a@b.fi", "--scope", "news").exit_code == 0
+    assert is_suppressed("a@b.fi", list="news")
+
+
+@pytest.mark.parametrize("slug", ["global", "Not Valid", "news"])
+def test_lists_create_refuses_bad_or_taken_slugs(runner, slug):
+    run(runner, "lists", "create", "news")
+    result = run(runner, "lists", "create", slug)
+    assert result.exit_code == 1
+    assert "Error:" in result.output
+
+
+def test_unreachable_database_gets_a_message_without_the_password(make_app):
+    app = make_app(DATABASE_URL="postgresql+psycopg://user:hunter2@127.0.0.1:1/none")
+    result = app.test_cli_runner().invoke(args=["suppressions", "check", "a@b.fi"])
+    assert result.exit_code == 1
+    assert "the database cannot be reached" in result.output
+    assert "hunter2" not in result.output

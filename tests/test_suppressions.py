@@ -1,0 +1,235 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+from suppress import suppressions
+from suppress.addresses import InvalidAddress, email_hash
+from suppress.lists import create_list
+from suppress.models import AuditEntry, AuditIsAppendOnly, Suppression, db
+from suppress.suppressions import (
+    LiftRefused,
+    NotSuppressed,
+    UnknownReason,
+    UnknownScope,
+    import_suppressions,
+    is_suppressed,
+    lift,
+    suppress,
+    suppressed_among,
+)
+
+
+def add(address="a@b.fi", **kwargs):
+    kwargs.setdefault("reason", "unsubscribed")
+    kwargs.setdefault("source", "link")
+    row = suppress(address, **kwargs)
+    db.session.commit()
+    return row
+
+
+def audit_entries():
+    return db.session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+
+
+def test_suppress_stores_the_normalised_address_and_its_hash(app):
+    row = add("  Matti.Meikalainen@Yritys.FI ")
+    assert row.email == "matti.meikalainen@yritys.fi"
+    assert row.email_hash == email_hash("matti.meikalainen@yritys.fi")
+    assert (row.scope, row.reason, row.source) == ("global", "unsubscribed", "link")
+
+
+def test_suppression_is_committed_and_seen_by_another_connection(app, database_url):
+    add("a@b.fi")
+    engine = create_engine(database_url)
+    with engine.connect() as other:
+        count = other.execute(text("SELECT count(*) FROM suppressions")).scalar()
+    engine.dispose()
+    assert count == 1
+
+
+def test_repeat_keeps_the_first_created_at_and_writes_one_row(app):
+    first = add("a@b.fi")
+    created = first.created_at
+    add("A@B.fi")
+    add("a@b.fi")
+    rows = db.session.scalars(select(Suppression)).all()
+    assert len(rows) == 1
+    assert rows[0].created_at == created
+
+
+def test_repeat_that_changes_nothing_writes_no_audit_entry(app):
+    add("a@b.fi")
+    add("a@b.fi")
+    assert [entry.action for entry in audit_entries()] == ["suppression.add"]
+
+
+def test_stronger_reason_replaces_a_weaker_one_but_keeps_created_at(app):
+    created = add("a@b.fi", reason="unsubscribed").created_at
+    row = add("a@b.fi", reason="complained", source="webhook:ses")
+    assert (row.reason, row.source, row.created_at) == ("complained", "webhook:ses", created)
+    assert audit_entries()[-1].detail["previous_reason"] == "unsubscribed"
+
+
+def test_weaker_reason_does_not_replace_a_stronger_one(app):
+    add("a@b.fi", reason="complained")
+    assert add("a@b.fi", reason="unsubscribed").reason == "complained"
+
+
+def test_lapsed_suppression_starts_afresh(app):
+    past = datetime.now(UTC) - timedelta(days=1)
+    add("a@b.fi", reason="soft_bounced", expires_at=past)
+    assert not is_suppressed("a@b.fi")
+    row = add("a@b.fi", reason="soft_bounced", expires_at=past + timedelta(days=31))
+    assert row.created_at > past
+    assert is_suppressed("a@b.fi")
+
+
+def test_list_scope_blocks_only_that_list(app):
+    create_list("news", "News")
+    add("a@b.fi", scope="news")
+    assert is_suppressed("a@b.fi", list="news")
+    assert not is_suppressed("a@b.fi")
+    assert not is_suppressed("a@b.fi", list="events")
+
+
+def test_global_scope_blocks_every_list(app):
+    add("a@b.fi")
+    assert is_suppressed("a@b.fi", list="news")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"scope": "nosuchlist"}, UnknownScope),
+        ({"reason": "bored"}, UnknownReason),
+    ],
+)
+def test_suppress_refuses_unknown_scope_or_reason_and_stores_nothing(app, kwargs, error):
+    with pytest.raises(error):
+        add("a@b.fi", **kwargs)
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Suppression)) == 0
+
+
+def test_suppress_refuses_an_invalid_address(app):
+    with pytest.raises(InvalidAddress):
+        add("not an address")
+
+
+def test_audit_entry_never_holds_the_address_in_clear(app):
+    add("Matti@Yritys.fi", reason="manual", note="asked by phone: MATTI@yritys.fi, no more mail")
+    entry = audit_entries()[0]
+    assert entry.email_hash == email_hash("matti@yritys.fi")
+    assert "matti@yritys.fi" not in repr(entry.__dict__).lower()
+    assert entry.why == "asked by phone: [address], no more mail"
+
+
+def test_audit_entries_cannot_be_changed(app):
+    add("a@b.fi")
+    entry = audit_entries()[0]
+    entry.why = "rewritten history"
+    with pytest.raises(AuditIsAppendOnly):
+        db.session.flush()
+
+
+def test_lift_removes_an_unsubscribe_and_audits_who_and_why(app):
+    add("a@b.fi")
+    lift("a@b.fi", actor="admin:liisa", why="subscribed again by form")
+    db.session.commit()
+    assert not is_suppressed("a@b.fi")
+    entry = audit_entries()[-1]
+    assert (entry.action, entry.actor, entry.why) == (
+        "suppression.lift",
+        "admin:liisa",
+        "subscribed again by form",
+    )
+
+
+@pytest.mark.parametrize("reason", ["complained", "bounced", "erased"])
+def test_lift_of_a_complaint_bounce_or_erasure_needs_an_override_reason(app, reason):
+    add("a@b.fi", reason=reason)
+    with pytest.raises(LiftRefused, match="override reason"):
+        lift("a@b.fi", actor="admin:liisa", why="please")
+    assert is_suppressed("a@b.fi")
+    lift("a@b.fi", actor="admin:liisa", override_reason="confirmed in writing")
+    db.session.commit()
+    assert not is_suppressed("a@b.fi")
+    assert audit_entries()[-1].detail["overridden"] is True
+
+
+def test_lift_of_an_address_that_is_not_suppressed_is_refused(app):
+    with pytest.raises(NotSuppressed):
+        lift("a@b.fi", actor="admin:liisa")
+
+
+def test_suppressed_among_finds_global_and_list_suppressions(app):
+    create_list("news", "News")
+    add("g@b.fi")
+    add("n@b.fi", scope="news")
+    candidates = ["g@b.fi", "n@b.fi", "free@b.fi"]
+    assert suppressed_among(candidates) == {"g@b.fi"}
+    assert suppressed_among(candidates, list="news") == {"g@b.fi", "n@b.fi"}
+
+
+def test_suppressed_among_ignores_lapsed_suppressions(app):
+    add("a@b.fi", reason="soft_bounced", expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    assert suppressed_among(["a@b.fi"]) == set()
+
+
+@pytest.mark.parametrize("limit", [0, 10_000])
+def test_suppressed_among_gives_the_same_answer_by_scan_and_by_index(app, monkeypatch, limit):
+    """Both lookup strategies, including erased rows that keep only their hash."""
+    monkeypatch.setattr(suppressions, "INDEXED_LOOKUP_LIMIT", limit)
+    for number in range(0, 1200, 3):
+        add(f"user{number}@firma.fi")
+    add("gone@firma.fi", reason="erased")
+    db.session.execute(
+        Suppression.__table__.update()
+        .where(Suppression.email == "gone@firma.fi")
+        .values(email=None)
+    )
+    db.session.commit()
+    candidates = [f"user{number}@firma.fi" for number in range(1200)] + ["gone@firma.fi"]
+    expected = {f"user{number}@firma.fi" for number in range(0, 1200, 3)} | {"gone@firma.fi"}
+    assert suppressed_among(iter(candidates)) == expected
+
+
+def test_import_writes_rows_in_batches_and_reports_each_refusal(app):
+    create_list("news", "News")
+    records = [
+        (2, {"email": "a@b.fi"}),
+        (3, {"email": "bad"}),
+        (4, {"email": "b@b.fi", "scope": "news", "reason": "unsubscribed", "note": "x"}),
+        (5, {"email": "c@b.fi", "scope": "gone"}),
+        (6, {"email": "A@b.fi"}),
+        (7, {"email": "d@b.fi", "reason": "meh"}),
+    ]
+    refused = []
+    report = import_suppressions(
+        records,
+        source="import:old.csv",
+        actor="cli:test",
+        batch_size=2,
+        on_reject=lambda line, why: refused.append(line),
+    )
+    assert (report.written, report.unchanged, report.rejected) == (2, 1, 3)
+    assert refused == [3, 5, 7]
+    assert is_suppressed("b@b.fi", list="news")
+    row = db.session.scalars(select(Suppression).where(Suppression.scope == "global")).one()
+    assert (row.reason, row.source) == ("imported", "import:old.csv")
+    assert audit_entries()[-1].detail == {
+        "source": "import:old.csv",
+        "written": 2,
+        "unchanged": 1,
+        "rejected": 3,
+    }
+
+
+def test_import_strengthens_but_never_weakens_what_is_stored(app):
+    add("a@b.fi", reason="unsubscribed")
+    add("b@b.fi", reason="complained")
+    records = [(2, {"email": "a@b.fi", "reason": "bounced"}), (3, {"email": "b@b.fi"})]
+    import_suppressions(records, source="import:x", actor="cli:t", batch_size=10, on_reject=print)
+    reasons = dict(db.session.execute(select(Suppression.email, Suppression.reason)).all())
+    assert reasons == {"a@b.fi": "bounced", "b@b.fi": "complained"}
