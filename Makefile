@@ -15,8 +15,11 @@ test: $(VENV)/.dev migrate
 migrate: $(VENV)/.runtime
 	$(BIN)/flask --app wsgi db upgrade
 
+# Every benchmark, on SQLite and on a throwaway PostgreSQL; figures go in bench/README.md.
 bench: $(VENV)/.dev
-	$(BIN)/python -m bench
+	-$(BIN)/python bench/bench_addresses.py
+	-$(BIN)/python -m bench.bench_suppressions
+	scripts/with-postgres bash -c '$(BIN)/python -m bench.bench_suppressions --database-url "$$SUPPRESS_PG_URL"'
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

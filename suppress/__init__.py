@@ -10,18 +10,19 @@ from typing import Any
 from flask import Flask
 from flask_migrate import Migrate
 
-from suppress import cli, config, database, errors, health
+from suppress import cli, database, errors, health
+from suppress.config import load_into, secret_key_from
 from suppress.models import db
 
 migrate = Migrate(render_as_batch=True, compare_type=True)
 
 
-def create_app(overrides: dict[str, Any] | None = None) -> Flask:
-    """Build the app; ``overrides`` (used by tests) win over the environment."""
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app; settings in ``config`` (used by tests) win over the environment."""
     app = Flask(__name__, instance_relative_config=True, template_folder="../templates")
-    config.load_into(app.config, overrides)
+    load_into(app.config, config)
     if app.config["SECRET_KEY"] is None:
-        app.config["SECRET_KEY"] = config.secret_key_from(app.instance_path)
+        app.config["SECRET_KEY"] = secret_key_from(app.instance_path)
     logging.getLogger("suppress").setLevel(app.config["LOG_LEVEL"])
 
     database.init_app(app)

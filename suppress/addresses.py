@@ -130,7 +130,6 @@ CONSUMER_DOMAINS: frozenset[str] = frozenset(
         "dnainternet.net",
         "elisanet.fi",
         "kolumbus.fi",
-        "kotiposti.net",
         "luukku.com",
         "netti.fi",
         "pp.inet.fi",
@@ -141,7 +140,7 @@ CONSUMER_DOMAINS: frozenset[str] = frozenset(
 )
 
 
-class InvalidAddress(ValueError):  # noqa: N818 -- the name every caller imports
+class InvalidAddress(ValueError):
     """The input is not an address we can store; the message says why, never what."""
 
 
@@ -195,7 +194,9 @@ _VALIDATION_OPTIONS = {
 # email-validator puts the detail from idna and ipaddress, which can quote a label or an IP
 # literal, in parentheses, and lists the offending characters after the last ": ". Both are cut
 # (`_reason`); a bare "(3 characters too many)" is kept: it helps and holds nothing of the address.
-_DETAIL_IN_PARENTHESES = re.compile(r"\s*\((?!\d+(?:-\d+)? (?:character|byte)s? too many).*\)")
+_DETAIL_IN_PARENTHESES = re.compile(
+    r"\s*\((?!\d+(?:-\d+)? (?:character|byte)s? too many).*\)", re.DOTALL
+)
 
 
 def normalise(raw: str) -> str:
@@ -206,7 +207,7 @@ def normalise(raw: str) -> str:
 def normalise_and_hash(raw: str) -> tuple[str, str]:
     """Return `(normalise(raw), email_hash(...))`: the one call bulk imports make per row."""
     normalised = _normalise_fast(raw) or _normalise_slow(raw)
-    return normalised, hashlib.sha256(normalised.encode()).hexdigest()
+    return normalised, email_hash(normalised)
 
 
 def email_hash(normalised: str) -> str:

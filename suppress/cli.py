@@ -21,7 +21,13 @@ from flask.cli import AppGroup
 from sqlalchemy.exc import OperationalError
 
 from suppress import lists, suppressions
-from suppress.addresses import InvalidAddress
+from suppress.addresses import (
+    CONSUMER_DOMAINS,
+    ROLE_LOCAL_PARTS,
+    InvalidAddress,
+    classify,
+    normalise,
+)
 from suppress.csvfiles import CsvError, CsvFile, CsvRow
 from suppress.models import GLOBAL_SCOPE, REASONS, Suppression, db
 
@@ -140,7 +146,7 @@ def check_command(email: str) -> None:
     rows = suppressions.suppressions_for(email)
     active = [row for row in rows if row.is_active()]
     status = "suppressed" if active else "not suppressed"
-    click.echo(f"{email.strip()}: {status}")
+    click.echo(f"{email.strip()}: {status} ({kind_of(email)} address)")
     for row in rows:
         state = "active" if row.is_active() else "lapsed"
         expires = f", expires {row.expires_at:%F %H:%M} UTC" if row.expires_at else ""
@@ -148,6 +154,16 @@ def check_command(email: str) -> None:
             f"  {row.scope}: {row.reason} from {row.source}, "
             f"since {row.created_at:%F %H:%M} UTC{expires} [{state}]"
         )
+
+
+def kind_of(email: str) -> str:
+    """The address's kind (R-FI-2), with the operator's extra role names and consumer domains."""
+    config = current_app.config
+    return classify(
+        normalise(email),
+        ROLE_LOCAL_PARTS | config["ROLE_LOCAL_PARTS"],
+        CONSUMER_DOMAINS | config["CONSUMER_DOMAINS"],
+    )
 
 
 @suppressions_cli.command("import")
@@ -181,12 +197,17 @@ def _reject(line: int, problem: str) -> None:
     click.echo(f"line {line}: {problem}", err=True)
 
 
+def watched() -> bool:
+    """Whether a person is watching the terminal (progress bars would only litter a log)."""
+    return sys.stderr.isatty()
+
+
 def _usable_rows(
     table: CsvFile, reject: Callable[[int, str], None]
 ) -> Iterator[tuple[int, Mapping[str, str]]]:
     """The rows that parsed, with a progress bar by bytes when a person is watching."""
     rows: Iterator[CsvRow] = table.rows()
-    if sys.stderr.isatty():
+    if watched():
         rows = _with_progress(table, rows)
     for row in rows:
         if row.values is None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import idna
 from flask import Config
 
 ENV_PREFIX = "SUPPRESS"
@@ -64,6 +65,14 @@ def _word_list(value: Any) -> frozenset[str]:
     else:
         raise ValueError("expected a comma-separated list")
     return frozenset(word.strip().lower() for word in words if word.strip())
+
+
+def _domain_list(value: Any) -> frozenset[str]:
+    """Domains as addresses store them: lower-case ASCII, so ``äö.fi`` matches ``xn--...``."""
+    try:
+        return frozenset(idna.encode(domain, uts46=True).decode() for domain in _word_list(value))
+    except idna.IDNAError as error:
+        raise ValueError(f"not a domain name: {error}") from None
 
 
 def _database_url(value: Any) -> str:
@@ -131,7 +140,7 @@ DEFAULTS: dict[str, Setting] = {
     ),
     "CONSUMER_DOMAINS": Setting(
         frozenset(),
-        _word_list,
+        _domain_list,
         "Extra consumer mail domains (comma-separated), added to the built-in ones "
         "(`gmail.com`, `luukku.com`, `suomi24.fi`, …).",
     ),

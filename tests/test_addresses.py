@@ -93,7 +93,10 @@ def test_normalise_trims_lower_cases_and_idna_encodes(raw, expected):
     ],
 )
 def test_normalise_rejects_an_invalid_address_saying_why(raw, reason):
-    """Among them: "İ" lower-cases to two characters, so that address only fits as given."""
+    """The reasons are email-validator's, cut short so that they never quote the address.
+
+    "İ" lower-cases to two characters, so "İ" * 83 is valid as typed but too long once normalised.
+    """
     with pytest.raises(InvalidAddress, match=reason):
         normalise(raw)
 
@@ -107,7 +110,8 @@ def test_normalise_rejects_an_invalid_address_saying_why(raw, reason):
         "Zqx <zqx@zqx.fi>",
         '"zqx\x00"@zqx.fi',
         "zqx@\u0300zqx.fi",
-        "zqx@xn--zqx-.fi",
+        "zqx@zqx\u00b7.fi",
+        "zqx@xn--zqx-zzz.fi",
     ],
 )
 def test_reason_never_quotes_the_address(raw):
@@ -223,8 +227,8 @@ def test_default_sets_are_normalised():
         assert domain_of(normalise("matti@" + domain)) == domain
 
 
-# Near-valid ASCII: addresses in the fast path's shape in which, one time in two or three,
-# one rule is broken or stretched: a label starting `xn--` or `ab--` or with a hyphen, a label
+# Near-valid ASCII: addresses in the fast path's shape in which, often enough, one rule is
+# broken or stretched: a label starting `xn--` or `ab--` or with a hyphen, a label
 # or the whole address right around 63 and 254 characters, a special-use or odd top-level
 # label, a dot, quote, bracket, space or second @-sign dropped in anywhere, or a character that
 # only looks ASCII once lower-cased. Repeats in the lists below weight the common case.
@@ -234,9 +238,9 @@ _TLDS = ["fi", "com", "FI", "Io", "museum"] * 4 + [
     *("local", "localhost", "test", "invalid", "onion", "arpa", "in-addr.arpa", "example"),
     *("1fi", "fi1", "123", "f", "xn--p1ai", "a" * 63, "a" * 64, "", "fi-", "fi."),
 ]
-_LABEL_STARTS = [""] * 12 + ["xn--", "XN--", "ab--", "a--", "-", "9-"]
-_LABEL_ENDS = [""] * 12 + ["-", "--"]
-_SNIPPETS = [""] * 20 + [".", "..", "-", "--", "@", " ", '"', "<", ">", "(", ")", ",", ";"]
+_LABEL_STARTS = [""] * 24 + ["xn--", "XN--", "ab--", "a--", "-", "9-"]
+_LABEL_ENDS = [""] * 24 + ["-", "--"]
+_SNIPPETS = [""] * 40 + [".", "..", "-", "--", "@", " ", '"', "<", ">", "(", ")", ",", ";"]
 _SNIPPETS += [":", "[", "]", "\\", "\x00", "_", "\u00e4", "\u212a", "\u0130", "\u00a0"]
 _SPACES = st.sampled_from(["", "", "", " ", "\t\n", "\u00a0", "\u2003", "\x1c"])
 _atoms = st.text(st.sampled_from(_ATEXT), min_size=1, max_size=12)
@@ -248,7 +252,7 @@ _long_labels = st.integers(61, 65).map(lambda length: ("Ab9-" * 17)[: length - 1
 
 @st.composite
 def _labels(draw: st.DrawFn) -> str:
-    label = draw(_long_labels if draw(st.integers(0, 5)) == 0 else _short_labels)
+    label = draw(_long_labels if draw(st.sampled_from([False] * 5 + [True])) else _short_labels)
     return draw(st.sampled_from(_LABEL_STARTS)) + label + draw(st.sampled_from(_LABEL_ENDS))
 
 
@@ -257,7 +261,7 @@ def near_valid_ascii(draw: st.DrawFn) -> str:
     local = ".".join(draw(st.lists(_atoms, min_size=1, max_size=3)))
     domain = ".".join([*draw(st.lists(_labels(), max_size=3)), draw(st.sampled_from(_TLDS))])
     address = local + "@" + domain
-    if draw(st.integers(0, 7)) == 0:
+    if draw(st.sampled_from([False] * 7 + [True])):
         # Pad the local part to bring the whole address to within a few characters of 254.
         address = "x" * max(0, 254 - len(address) + draw(st.integers(-2, 2))) + address
     snippet = draw(st.sampled_from(_SNIPPETS))
@@ -265,18 +269,47 @@ def near_valid_ascii(draw: st.DrawFn) -> str:
     return draw(_SPACES) + address[:at] + snippet + address[at:] + draw(_SPACES)
 
 
+# Internationalised: letters, marks and digits from anywhere, plus the characters whose lower
+# case is longer, context-dependent or ASCII (İ, final Σ, Kelvin sign, ǅ, ẞ, Ⅻ).
+_TRICKY = "İΣςKǅẞⅫÄäÅ"
 international = st.builds(
     lambda local, domain, tld: f"{local}@{domain}.{tld}",
-    st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=20),
     st.text(
-        st.characters(categories=["L", "M", "N"]) | st.sampled_from("-."), min_size=1, max_size=20
+        st.characters(categories=["L", "M", "N"]) | st.sampled_from(_TRICKY + _ATEXT + "."),
+        min_size=1,
+        max_size=20,
     ),
-    st.sampled_from(["fi", "com", "ΕΛ", "рф"]),
+    st.text(
+        st.characters(categories=["L", "M", "N"]) | st.sampled_from(_TRICKY + "-."),
+        min_size=1,
+        max_size=20,
+    ),
+    st.sampled_from(["fi", "com", "ΕΛ", "рф", "XN--P1AI"]),
 )
 anything = near_valid_ascii() | st.emails() | international | st.text()
 
 
-@settings(PROPERTY, max_examples=2000)
+def _slow(raw: str) -> str | None:
+    try:
+        return _normalise_slow(raw)
+    except InvalidAddress:
+        return None
+
+
+def test_fast_path_agrees_with_email_validator_on_every_one_character_change():
+    """Exhaustive where hypothesis samples: each ASCII character put in or swapped in anywhere."""
+    base = "Matti.Meik-alainen+x@Yri-tys.Example.fi"
+    changed = [
+        base[:at] + chr(code) + base[at + skip :]
+        for at in range(len(base) + 1)
+        for code in range(128)
+        for skip in (0, 1)
+    ]
+    disagreements = [raw for raw in changed if _normalise_fast(raw) not in (None, _slow(raw))]
+    assert disagreements == []
+
+
+@settings(PROPERTY, max_examples=1200)
 @given(near_valid_ascii())
 def test_fast_path_agrees_with_email_validator_on_near_valid_ascii(raw):
     """Whatever the fast path accepts, email-validator accepts, in the very same normal form."""
@@ -288,12 +321,13 @@ def test_fast_path_agrees_with_email_validator_on_near_valid_ascii(raw):
 @settings(PROPERTY, max_examples=300)
 @given(st.emails() | st.emails().map(str.upper) | st.text())
 def test_fast_path_agrees_with_email_validator_on_emails_and_text(raw):
+    """The same, for hypothesis's own idea of an address and for arbitrary text."""
     fast = _normalise_fast(raw)
     event("fast path" if fast is not None else "slow path")
     assert fast is None or _normalise_slow(raw) == fast
 
 
-@settings(PROPERTY, max_examples=800)
+@settings(PROPERTY, max_examples=600)
 @given(anything)
 def test_normalise_is_idempotent(raw):
     """A stored normal form looked up again lands on the same row, by either path."""
@@ -305,7 +339,7 @@ def test_normalise_is_idempotent(raw):
     assert _normalise_slow(once) == once
 
 
-@settings(PROPERTY, max_examples=300)
+@settings(PROPERTY, max_examples=200)
 @given(st.builds("{}zqx{}".format, anything, anything))
 def test_no_reason_quotes_the_address(raw):
     try:

@@ -20,7 +20,7 @@ def test_add_then_check_in_another_case_reports_suppressed(runner):
     assert added.exit_code == 0, added.output
     checked = run(runner, "suppressions", "check", "A@B.FI")
     assert checked.exit_code == 0
-    assert "A@B.FI: suppressed" in checked.output
+    assert "A@B.FI: suppressed (b2b address)" in checked.output
     assert "global: unsubscribed from cli:" in checked.output
 
 
@@ -38,7 +38,7 @@ def test_second_add_changes_nothing(runner):
 def test_check_of_an_unknown_address_says_not_suppressed(runner):
     checked = run(runner, "suppressions", "check", "nobody@b.fi")
     assert checked.exit_code == 0
-    assert "nobody@b.fi: not suppressed" in checked.output
+    assert "nobody@b.fi: not suppressed (b2b address)" in checked.output
 
 
 def test_lift_of_a_complaint_without_override_is_refused_with_a_clear_message(runner):
@@ -224,3 +224,31 @@ def test_unreachable_database_gets_a_message_without_the_password(make_app):
     assert result.exit_code == 1
     assert "the database cannot be reached" in result.output
     assert "hunter2" not in result.output
+
+
+def test_import_shows_progress_when_watched(runner, write_csv, monkeypatch):
+    monkeypatch.setattr("suppress.cli.watched", lambda: True)
+    monkeypatch.setattr("suppress.cli.PROGRESS_EVERY_ROWS", 2)
+    path = write_csv("email\n" + "".join(f"u{number}@b.fi\n" for number in range(5)))
+    result = run(runner, "suppressions", "import", path)
+    assert result.exit_code == 0
+    assert "importing" in result.stderr
+    assert count_suppressions() == 5
+
+
+@pytest.mark.parametrize(
+    ("email", "kind"),
+    [("myynti@yritys.fi", "role"), ("matti@luukku.com", "consumer"), ("matti@yritys.fi", "b2b")],
+)
+def test_check_shows_the_kind_of_address(runner, email, kind):
+    """R-FI-2: role, consumer and B2B addresses are told apart."""
+    assert f"not suppressed ({kind} address)" in run(runner, "suppressions", "check", email).output
+
+
+def test_check_uses_the_operators_extra_role_names_and_consumer_domains(make_app):
+    app = make_app(ROLE_LOCAL_PARTS="hallitus", CONSUMER_DOMAINS="Kotiposti.FI,äö.fi")
+    cli = app.test_cli_runner()
+    assert "(role address)" in cli.invoke(args=["suppressions", "check", "hallitus@x.fi"]).output
+    for email in ("a@kotiposti.fi", "a@ÄÖ.fi"):
+        output = cli.invoke(args=["suppressions", "check", email]).output
+        assert "(consumer address)" in output

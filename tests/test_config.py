@@ -5,6 +5,7 @@ import pytest
 from flask import Config
 
 from suppress import create_app
+from suppress.addresses import domain_of, normalise
 from suppress.config import DEFAULTS, ConfigError, coerce, load_into, secret_key_from
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -71,3 +72,17 @@ def test_an_empty_secret_key_file_is_an_error(tmp_path):
     (tmp_path / "secret_key").write_text("\n")
     with pytest.raises(ConfigError, match="is empty"):
         secret_key_from(str(tmp_path))
+
+
+def test_consumer_domains_are_stored_as_addresses_store_domains(monkeypatch):
+    monkeypatch.setenv("SUPPRESS_CONSUMER_DOMAINS", "Kotiposti.FI, äö.fi")
+    config = Config(".")
+    load_into(config)
+    idna_domain = domain_of(normalise("a@äö.fi"))
+    assert config["CONSUMER_DOMAINS"] == frozenset({"kotiposti.fi", idna_domain})
+
+
+def test_a_consumer_domain_that_is_not_a_domain_names_the_variable(monkeypatch):
+    monkeypatch.setenv("SUPPRESS_CONSUMER_DOMAINS", "good.fi,bad_domain!.fi")
+    with pytest.raises(ConfigError, match=r"^SUPPRESS_CONSUMER_DOMAINS: not a domain name"):
+        load_into(Config("."))

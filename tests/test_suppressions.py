@@ -1,3 +1,4 @@
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -233,3 +234,27 @@ def test_import_strengthens_but_never_weakens_what_is_stored(app):
     import_suppressions(records, source="import:x", actor="cli:t", batch_size=10, on_reject=print)
     reasons = dict(db.session.execute(select(Suppression.email, Suppression.reason)).all())
     assert reasons == {"a@b.fi": "bounced", "b@b.fi": "complained"}
+
+
+def test_concurrent_writers_wait_their_turn_instead_of_failing(app):
+    """Many workers suppressing at once (a burst of one-click POSTs) all succeed."""
+    errors = []
+
+    def worker(number):
+        with app.app_context():
+            try:
+                for item in range(10):
+                    suppress(f"w{number}-{item}@b.fi", reason="unsubscribed", source="link")
+                    db.session.commit()
+            except Exception as error:
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=worker, args=(number,)) for number in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert db.session.scalar(select(func.count()).select_from(Suppression)) == 60
