@@ -377,27 +377,28 @@ def _suppressed_by_index(candidates: Collection[str], list_slug: str | None) -> 
 
 
 def _suppressed_by_scan(candidates: Collection[str], list_slug: str | None) -> set[str]:
-    """One pass over the suppressions in scope, returned as two newline-joined strings.
+    """One pass over the suppressions in scope, the addresses joined into a single string.
 
     Aggregating in the database sends one value instead of a million rows, and splitting it
-    costs far less than building a million result rows; the second string holds the hashes of
-    erased rows, which have no address left to compare.
+    costs far less than building a million result rows. Erased rows have no address left to
+    compare; only when there are some does a second pass fetch their hashes.
     """
-    hash_of_erased = case((Suppression.email.is_(None), Suppression.email_hash))
-    query = select(
-        func.aggregate_strings(Suppression.email, "\n"),
-        func.aggregate_strings(hash_of_erased, "\n"),
-    ).where(_in_scope(list_slug), _active(utcnow()))
-    addresses, erased = db.session.execute(query).one()
+    in_scope = and_(_in_scope(list_slug), _active(utcnow()))
+    joined, erased = db.session.execute(
+        select(
+            func.aggregate_strings(Suppression.email, "\n"),
+            func.count() - func.count(Suppression.email),
+        ).where(in_scope)
+    ).one()
     wanted = candidates if isinstance(candidates, (set, frozenset)) else set(candidates)
-    found = wanted.intersection(addresses.split("\n")) if addresses else set()
+    found = wanted.intersection(joined.split("\n")) if joined else set()
     if erased:
-        erased_hashes = set(erased.split("\n"))
+        query = select(Suppression.email_hash).where(in_scope, Suppression.email.is_(None))
+        erased_hashes = set(db.session.scalars(query))
         found.update(
             address
-            for address in candidates
-            if address not in found
-            and hashlib.sha256(address.encode()).hexdigest() in erased_hashes
+            for address in wanted - found
+            if hashlib.sha256(address.encode()).hexdigest() in erased_hashes
         )
     return found
 
