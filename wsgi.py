@@ -1,5 +1,11 @@
 """The WSGI entry point: ``gunicorn wsgi:app`` and ``flask --app wsgi``."""
 
-from suppress import create_app
+import sys
 
-app = create_app()
+from suppress import create_app
+from suppress.config import ConfigError
+
+try:
+    app = create_app()
+except ConfigError as error:
+    sys.exit(f"suppress: configuration error: {error}")

@@ -1,0 +1,101 @@
+"""The service as `make run` starts it: real gunicorn processes on a loopback port."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+pytestmark = pytest.mark.live
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """Start gunicorn with the project's config on a free port; stop it afterwards."""
+    started = []
+
+    def start(database_url: str) -> str:
+        port = free_port()
+        env = {
+            **os.environ,
+            "SUPPRESS_BIND": f"127.0.0.1:{port}",
+            "SUPPRESS_DATABASE_URL": database_url,
+            "SUPPRESS_SECRET_KEY": "live-test",
+        }
+        command = [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "wsgi:app"]
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        started.append(process)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return base
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("gunicorn did not start listening within 20 s")
+
+    yield start
+    for process in started:
+        process.terminate()
+        process.wait(timeout=10)
+        process.stderr.close()
+
+
+def migrate(database_url: str) -> None:
+    env = {**os.environ, "SUPPRESS_DATABASE_URL": database_url, "SUPPRESS_SECRET_KEY": "x"}
+    subprocess.run(
+        [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_gunicorn_serves_healthz(serve, tmp_path):
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    migrate(url)
+    status, body = get(serve(url) + "/healthz")
+    assert status == 200
+    assert b'"status":"ok"' in body
+
+
+def test_gunicorn_answers_503_when_the_database_is_down(serve):
+    status, body = get(serve("postgresql+psycopg://x:y@127.0.0.1:1/none") + "/healthz")
+    assert status == 503
+    assert b'"database":"unreachable"' in body
+
+
+def test_a_bad_setting_stops_start_up_with_a_message_naming_it():
+    env = {**os.environ, "SUPPRESS_WORKERS": "many"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert "SUPPRESS_WORKERS: expected a whole number" in result.stderr
+    assert "Traceback" not in result.stderr
