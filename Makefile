@@ -4,16 +4,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip --disable-pip-version-check --quiet
 
-.PHONY: run test migrate bench lint clean
+# Page translations are compiled from translations/*/LC_MESSAGES/messages.po by the set-up.
+CATALOGUES := $(patsubst %.po,%.mo,$(wildcard translations/*/LC_MESSAGES/messages.po))
 
-run: $(VENV)/.runtime migrate
+.PHONY: run test migrate bench lint clean translations
+
+run: $(VENV)/.runtime translations migrate
 	exec $(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
 
-test: $(VENV)/.dev migrate
+test: $(VENV)/.dev translations migrate
 	$(BIN)/pytest
 
 migrate: $(VENV)/.runtime
 	$(BIN)/flask --app wsgi db upgrade
+
+translations: $(CATALOGUES)
+
+%.mo: %.po $(VENV)/.runtime
+	$(BIN)/pybabel -q compile -i $< -o $@
 
 # Every benchmark, on SQLite and on a throwaway PostgreSQL; figures go in bench/README.md.
 bench: $(VENV)/.dev

@@ -9,17 +9,24 @@ from typing import Any
 
 from flask import Flask
 from flask_migrate import Migrate
+from flask_wtf.csrf import CSRFProtect
 
-from suppress import cli, database, errors, health
+from suppress import cli, database, errors, health, i18n, unsubscribe
 from suppress.config import load_into, secret_key_from
 from suppress.models import db
 
 migrate = Migrate(render_as_batch=True, compare_type=True)
+csrf = CSRFProtect()
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app; settings in ``config`` (used by tests) win over the environment."""
-    app = Flask(__name__, instance_relative_config=True, template_folder="../templates")
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder="../templates",
+        static_folder="../static",
+    )
     load_into(app.config, config)
     if app.config["SECRET_KEY"] is None:
         app.config["SECRET_KEY"] = secret_key_from(app.instance_path)
@@ -28,6 +35,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     database.init_app(app)
     migrate.init_app(app, db, directory=str(database.MIGRATIONS))
     errors.init_app(app)
+    i18n.init_app(app)
+    # Every form is CSRF-protected except the recipient's pages, where the token in the URL is
+    # the credential and RFC 8058 forbids asking for anything else (R-OC-7).
+    csrf.init_app(app)
+    csrf.exempt(unsubscribe.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(unsubscribe.bp)
     cli.init_app(app)
     return app

@@ -20,16 +20,11 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import OperationalError
 
-from suppress import lists, suppressions
-from suppress.addresses import (
-    CONSUMER_DOMAINS,
-    ROLE_LOCAL_PARTS,
-    InvalidAddress,
-    classify,
-    normalise,
-)
+from suppress import lists, suppressions, tokens
+from suppress.addresses import InvalidAddress, normalise
 from suppress.csvfiles import CsvError, CsvFile, CsvRow
 from suppress.models import GLOBAL_SCOPE, REASONS, Suppression, db
+from suppress.tokens import MAX_CAMPAIGN_LENGTH
 
 HASHES = {"md5": hashlib.md5, "sha256": hashlib.sha256, "sha512": hashlib.sha512}
 EXPORT_COLUMNS = (
@@ -51,6 +46,7 @@ lists_cli = AppGroup("lists", help="Mailing lists (the scopes of list-level supp
 def init_app(app: Flask) -> None:
     app.cli.add_command(suppressions_cli)
     app.cli.add_command(lists_cli)
+    app.cli.add_command(unsubscribe_link_command)
 
 
 def operator() -> str:
@@ -65,7 +61,14 @@ def operator() -> str:
 def refusals_as_messages() -> Iterator[None]:
     try:
         yield
-    except (InvalidAddress, suppressions.SuppressionError, lists.ListError, CsvError) as error:
+    except (
+        InvalidAddress,
+        suppressions.SuppressionError,
+        lists.ListError,
+        CsvError,
+        tokens.InsecureBaseURL,
+        tokens.CampaignTooLong,
+    ) as error:
         db.session.rollback()
         raise click.ClickException(str(error)) from None
     except OperationalError as error:
@@ -146,7 +149,7 @@ def check_command(email: str) -> None:
     rows = suppressions.suppressions_for(email)
     active = [row for row in rows if row.is_active()]
     status = "suppressed" if active else "not suppressed"
-    click.echo(f"{email.strip()}: {status} ({kind_of(email)} address)")
+    click.echo(f"{email.strip()}: {status} ({lists.kind_of(normalise(email))} address)")
     for row in rows:
         state = "active" if row.is_active() else "lapsed"
         expires = f", expires {row.expires_at:%F %H:%M} UTC" if row.expires_at else ""
@@ -154,16 +157,6 @@ def check_command(email: str) -> None:
             f"  {row.scope}: {row.reason} from {row.source}, "
             f"since {row.created_at:%F %H:%M} UTC{expires} [{state}]"
         )
-
-
-def kind_of(email: str) -> str:
-    """The address's kind (R-FI-2), with the operator's extra role names and consumer domains."""
-    config = current_app.config
-    return classify(
-        normalise(email),
-        ROLE_LOCAL_PARTS | config["ROLE_LOCAL_PARTS"],
-        CONSUMER_DOMAINS | config["CONSUMER_DOMAINS"],
-    )
 
 
 @suppressions_cli.command("import")
@@ -284,6 +277,20 @@ def _write_hashes(stream: TextIO, scope: str | None, algorithm: str) -> int:
         else:
             stream.write(f"{digest_of(email.encode()).hexdigest()}\n")
     return skipped
+
+
+@click.command("unsubscribe-link")
+@click.argument("email")
+@click.option("--list", "list_slug", help="The list the message is for (default: all mail).")
+@click.option("--campaign", help=f"A campaign id (at most {MAX_CAMPAIGN_LENGTH} characters).")
+@domain_command
+def unsubscribe_link_command(email: str, list_slug: str | None, campaign: str | None) -> None:
+    """Print the unsubscribe page URL and the two headers for a message to EMAIL."""
+    link = tokens.unsubscribe_link(email, list_slug, campaign)
+    db.session.commit()
+    click.echo(link.url)
+    click.echo(f"List-Unsubscribe: {link.list_unsubscribe}")
+    click.echo(f"List-Unsubscribe-Post: {link.list_unsubscribe_post}")
 
 
 @lists_cli.command("create")

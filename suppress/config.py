@@ -20,6 +20,7 @@ import idna
 from flask import Config
 
 ENV_PREFIX = "SUPPRESS"
+LANGUAGES = ("fi", "sv", "en")
 SECRET_KEY_FILE = "secret_key"
 
 
@@ -56,15 +57,22 @@ def _positive_int(value: Any) -> int:
     return number
 
 
+def _items(value: Any) -> list[str]:
+    """Comma-separated values as given (case kept: secret keys are case-sensitive)."""
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [str(item).strip() for item in value if str(item).strip()]
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    raise ValueError("expected a comma-separated list")
+
+
+def _secret_keys(value: Any) -> tuple[str, ...]:
+    return tuple(_items(value))
+
+
 def _word_list(value: Any) -> frozenset[str]:
     """Comma-separated words, lower-cased: operators write ``info,myynti`` in a variable."""
-    if isinstance(value, (list, tuple, set, frozenset)):
-        words = value
-    elif isinstance(value, str):
-        words = value.split(",")
-    else:
-        raise ValueError("expected a comma-separated list")
-    return frozenset(word.strip().lower() for word in words if word.strip())
+    return frozenset(item.lower() for item in _items(value))
 
 
 def _domain_list(value: Any) -> frozenset[str]:
@@ -73,6 +81,22 @@ def _domain_list(value: Any) -> frozenset[str]:
         return frozenset(idna.encode(domain, uts46=True).decode() for domain in _word_list(value))
     except idna.IDNAError as error:
         raise ValueError(f"not a domain name: {error}") from None
+
+
+def _optional_domain(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    domains = _domain_list(value)
+    if len(domains) != 1:
+        raise ValueError("expected one domain name")
+    return next(iter(domains))
+
+
+def _language(value: Any) -> str:
+    language = _text(value).lower()
+    if language not in LANGUAGES:
+        raise ValueError(f"expected one of {', '.join(LANGUAGES)}")
+    return language
 
 
 def _database_url(value: Any) -> str:
@@ -119,6 +143,11 @@ DEFAULTS: dict[str, Setting] = {
         _optional_text,
         "Signs sessions and tokens. Generated once into `instance/secret_key` when unset.",
     ),
+    "OLD_SECRET_KEYS": Setting(
+        (),
+        _secret_keys,
+        "Earlier secret keys (comma-separated): links signed with them keep working.",
+    ),
     "BASE_URL": Setting(
         "http://127.0.0.1:8000",
         _http_url,
@@ -143,6 +172,25 @@ DEFAULTS: dict[str, Setting] = {
         _domain_list,
         "Extra consumer mail domains (comma-separated), added to the built-in ones "
         "(`gmail.com`, `luukku.com`, `suomi24.fi`, …).",
+    ),
+    "MAILTO_DOMAIN": Setting(
+        None,
+        _optional_domain,
+        "Domain whose `unsub+TOKEN@` mailbox reaches the inbound mail handler; when set, "
+        "links carry a `mailto:` alternative.",
+    ),
+    "CONTROLLER_NAME": Setting(
+        None,
+        _optional_text,
+        "Who sends the mail (the data controller), as the unsubscribe pages name it.",
+    ),
+    "CONTROLLER_CONTACT": Setting(
+        None,
+        _optional_text,
+        "How to reach the controller (an email address or URL), shown on the pages.",
+    ),
+    "DEFAULT_LANGUAGE": Setting(
+        "fi", _language, "Page language when neither the link nor the browser says: fi, sv or en."
     ),
     "LOG_LEVEL": Setting("INFO", _log_level, "Log level: DEBUG, INFO, WARNING or ERROR."),
 }

@@ -1,10 +1,19 @@
-"""Mailing lists: the scopes that list-level suppressions and subscriptions refer to."""
+"""Mailing lists and the addresses on them: the register that links and imports refer to."""
 
 import re
 
+from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
-from suppress.models import GLOBAL_SCOPE, MailingList, db
+from suppress.addresses import (
+    CONSUMER_DOMAINS,
+    ROLE_LOCAL_PARTS,
+    classify,
+    domain_of,
+    normalise_and_hash,
+)
+from suppress.models import GLOBAL_SCOPE, Address, MailingList, db
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
@@ -26,3 +35,41 @@ def create_list(slug: str, name: str, description: str | None = None) -> Mailing
     db.session.add(mailing_list)
     db.session.flush()
     return mailing_list
+
+
+def find_list(slug: str) -> MailingList:
+    mailing_list = db.session.scalar(select(MailingList).where(MailingList.slug == slug))
+    if mailing_list is None:
+        raise ListError(f"no mailing list with the slug {slug!r}")
+    return mailing_list
+
+
+def kind_of(normalised: str) -> str:
+    """The address's kind (R-FI-2), with the operator's extra role names and consumer domains."""
+    config = current_app.config
+    return classify(
+        normalised,
+        ROLE_LOCAL_PARTS | config["ROLE_LOCAL_PARTS"],
+        CONSUMER_DOMAINS | config["CONSUMER_DOMAINS"],
+    )
+
+
+def ensure_address(email: str) -> Address:
+    """The Address row of ``email``, created on first use; safe when two requests race."""
+    normalised, digest = normalise_and_hash(email)
+    query = select(Address).where(Address.email_hash == digest)
+    address = db.session.scalar(query)
+    if address is not None:
+        return address
+    address = Address(
+        email=normalised,
+        email_hash=digest,
+        domain=domain_of(normalised),
+        kind=kind_of(normalised),
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(address)
+    except IntegrityError:
+        return db.session.scalars(query).one()
+    return address

@@ -102,6 +102,8 @@ class Address(db.Model):
     consent_source: Mapped[str | None] = mapped_column(String(200))
     consent_text_version: Mapped[str | None] = mapped_column(String(100))
     restricted: Mapped[bool] = mapped_column(default=False)
+    # The language the person reads (fi, sv, en), for the pages their links open.
+    language: Mapped[str | None] = mapped_column(String(8))
     sent_count: Mapped[int] = mapped_column(default=0)
     open_count: Mapped[int] = mapped_column(default=0)
     click_count: Mapped[int] = mapped_column(default=0)

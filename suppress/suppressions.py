@@ -59,6 +59,12 @@ STRENGTH = (
 # sender's reputation, and an erased person asked never to be processed again.
 PROTECTED_REASONS = frozenset({"complained", "bounced", "erased"})
 
+# A person may undo only what they did themselves through their own links: never a complaint,
+# a bounce, an import or an administrator's suppression.
+SELF_SERVICE_SOURCES = frozenset({"link", "one-click", "mailto", "preferences"})
+SELF_SERVICE_REASONS = frozenset({"unsubscribed", "objected"})
+FEEDBACK_ANSWERS = ("too_many", "not_relevant", "never_signed_up", "other")
+
 # Up to this many candidates, look each one up through the unique index; past it, one scan of
 # the suppressions in scope is cheaper than thousands of indexed queries.
 INDEXED_LOOKUP_LIMIT = 20_000
@@ -187,6 +193,41 @@ def lift(
     db.session.delete(row)
     db.session.flush()
     return row
+
+
+def resubscribe(address: str, *, scope: str = GLOBAL_SCOPE, actor: str) -> Suppression | None:
+    """Undo the person's own unsubscribe in ``scope``; None when there was nothing to undo.
+
+    Raises LiftRefused when the suppression was not theirs to undo (a complaint, a bounce, an
+    import, an administrator's decision): those need the controller, not a link.
+    """
+    _, digest = normalise_and_hash(address)
+    row = _find(digest, scope)
+    if row is None:
+        return None
+    if row.source not in SELF_SERVICE_SOURCES or row.reason not in SELF_SERVICE_REASONS:
+        raise LiftRefused(f"the suppression in scope {scope!r} cannot be undone by the person")
+    return lift(address, actor=actor, scope=scope, why="re-subscribed by the person")
+
+
+def record_feedback(address: str, *, scope: str, answer: str, actor: str) -> None:
+    """Keep the optional answer to "why did you unsubscribe?", from a fixed set of answers
+    (free text could carry personal data nobody asked for)."""
+    if answer not in FEEDBACK_ANSWERS:
+        raise SuppressionError(f"unknown answer {answer!r}")
+    _, digest = normalise_and_hash(address)
+    row = _find(digest, scope)
+    if row is None:
+        raise NotSuppressed(f"the address is not suppressed in scope {scope!r}")
+    db.session.add(
+        AuditEntry(
+            actor=actor,
+            action="suppression.feedback",
+            email_hash=digest,
+            scope=scope,
+            detail={"answer": answer},
+        )
+    )
 
 
 def is_suppressed(address: str, list: str | None = None) -> bool:

@@ -21,6 +21,18 @@ from suppress.models import db
 TEST_DATABASE_ENV = "SUPPRESS_TEST_DATABASE_URL"
 
 
+class RequestPerContextClient(FlaskClient):
+    """Runs each request in its own app context, as a server does.
+
+    Tests keep an app context open for database checks; without this, requests would share its
+    ``g`` and its database session, hiding bugs that only show when requests are independent.
+    """
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 def _fresh_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = os.environ.get(TEST_DATABASE_ENV)
     if not url:
@@ -45,8 +57,10 @@ def make_app(database_url: str):
 
     def build(**overrides: object) -> Flask:
         settings = {"DATABASE_URL": database_url, "SECRET_KEY": "test-secret", "TESTING": True}
-        built.append(create_app({**settings, **overrides}))
-        return built[-1]
+        app = create_app({**settings, **overrides})
+        app.test_client_class = RequestPerContextClient
+        built.append(app)
+        return app
 
     yield build
     for app in built:

@@ -21,13 +21,13 @@ def test_people_get_an_html_error_page(client):
 def test_unexpected_error_answers_500_and_rolls_back(make_app, app):
     broken = make_app()
 
-    @broken.post("/api/v1/broken")
+    @broken.get("/api/v1/broken")
     def fail_halfway():
         db.session.add(MailingList(slug="half", name="written before the crash"))
         db.session.flush()
         raise RuntimeError("boom")
 
-    response = broken.test_client().post("/api/v1/broken")
+    response = broken.test_client().get("/api/v1/broken")
     assert response.status_code == 500
     assert response.json == {
         "error": "internal_server_error",

@@ -1,0 +1,110 @@
+"""Unsubscribe tokens and the List-Unsubscribe header values that carry them.
+
+A token is signed, URL-safe and short, and names an address *id*, a list id and a campaign:
+decoding one never shows the address (R-OC-3). Tokens never expire, because CAN-SPAM (30 days),
+CASL (60 days) and people reading old mail all need the link to keep working (R-US-1, R-CA-1);
+the signing key rotates instead: ``SUPPRESS_SECRET_KEY`` signs, ``SUPPRESS_OLD_SECRET_KEYS``
+still verify.
+"""
+
+import hashlib
+from dataclasses import dataclass
+
+from flask import current_app
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from suppress.lists import ensure_address, find_list
+from suppress.models import Address, MailingList, db
+
+SALT = "suppress.unsubscribe.v1"
+ONE_CLICK = "List-Unsubscribe=One-Click"
+MAX_CAMPAIGN_LENGTH = 32
+
+
+class InvalidToken(ValueError):
+    """The token was not made by this service (or was changed); deliberately says no more."""
+
+
+class CampaignTooLong(ValueError):
+    """Campaign ids are kept short so the token, and the header, stay short (R-HDR-2)."""
+
+
+class InsecureBaseURL(ValueError):
+    """One-click needs an https URL (RFC 8058 §3.1); the message names the setting to fix."""
+
+
+@dataclass(frozen=True)
+class LinkTarget:
+    """What a token names: whose link it is, for which list (None: all mail) and campaign."""
+
+    address: Address
+    mailing_list: MailingList | None
+    campaign: str | None
+
+
+@dataclass(frozen=True)
+class UnsubscribeLink:
+    url: str
+    list_unsubscribe: str
+    list_unsubscribe_post: str = ONE_CLICK
+
+
+def _serializer() -> URLSafeSerializer:
+    """Signs with the current key; verifies with it and every old key (itsdangerous uses the
+    last key of the list to sign)."""
+    config = current_app.config
+    keys = [*config["OLD_SECRET_KEYS"], config["SECRET_KEY"]]
+    return URLSafeSerializer(keys, salt=SALT, signer_kwargs={"digest_method": hashlib.sha256})
+
+
+def mint(email: str, list_slug: str | None = None, campaign: str | None = None) -> str:
+    """A token for ``email`` on ``list_slug`` (None: all marketing mail from the controller)."""
+    if campaign is not None and len(campaign) > MAX_CAMPAIGN_LENGTH:
+        raise CampaignTooLong(f"a campaign id is at most {MAX_CAMPAIGN_LENGTH} characters")
+    address = ensure_address(email)
+    mailing_list = find_list(list_slug) if list_slug is not None else None
+    payload = [address.id, mailing_list.id if mailing_list else 0]
+    if campaign:
+        payload.append(campaign)
+    return _serializer().dumps(payload)
+
+
+def read(token: str) -> LinkTarget:
+    """The target a genuine token names; InvalidToken for anything else, whatever was wrong."""
+    try:
+        payload = _serializer().loads(token)
+        address_id, list_id, *rest = payload
+        address = db.session.get(Address, int(address_id))
+        mailing_list = db.session.get(MailingList, int(list_id)) if list_id else None
+    except (BadSignature, TypeError, ValueError):
+        raise InvalidToken("invalid token") from None
+    if address is None or (list_id and mailing_list is None):
+        raise InvalidToken("invalid token")
+    campaign = rest[0] if rest and isinstance(rest[0], str) else None
+    return LinkTarget(address, mailing_list, campaign)
+
+
+def page_url(token: str) -> str:
+    base_url = current_app.config["BASE_URL"]
+    if not base_url.startswith("https://") and not (current_app.debug or current_app.testing):
+        raise InsecureBaseURL(
+            f"SUPPRESS_BASE_URL is {base_url!r}: one-click unsubscribe needs an https:// URL"
+        )
+    return f"{base_url}/u/{token}"
+
+
+def unsubscribe_link(
+    email: str, list_slug: str | None = None, campaign: str | None = None
+) -> UnsubscribeLink:
+    """The page URL and both headers for one message (RFC 2369 §3.2, RFC 8058 §3.1).
+
+    The https URI comes first, as one-click requires; a mailto URI follows when a mailto domain
+    is configured, for clients that only mail (R-OC-13).
+    """
+    token = mint(email, list_slug, campaign)
+    url = page_url(token)
+    uris = [f"<{url}>"]
+    mailto_domain = current_app.config["MAILTO_DOMAIN"]
+    if mailto_domain:
+        uris.append(f"<mailto:unsub+{token}@{mailto_domain}?subject=unsubscribe>")
+    return UnsubscribeLink(url=url, list_unsubscribe=", ".join(uris))
