@@ -110,8 +110,12 @@ class ImportReport:
     rejected: int = 0
 
 
-def known_scopes() -> set[str]:
-    return {GLOBAL_SCOPE, *db.session.scalars(select(MailingList.slug))}
+def known_scopes(slug: str | None = None) -> set[str]:
+    """``global`` and the list slugs (only ``slug``, when given and it exists)."""
+    query = select(MailingList.slug)
+    if slug is not None:
+        query = query.where(MailingList.slug == slug)
+    return {GLOBAL_SCOPE, *db.session.scalars(query)}
 
 
 def check_scope(scope: str, scopes: Collection[str] | None = None) -> str:
@@ -137,12 +141,16 @@ def suppress(
     note: str | None = None,
     expires_at: datetime | None = None,
 ) -> Suppression:
-    """Suppress ``address`` in ``scope``; idempotent, and audited whenever something changed."""
+    """Suppress ``address`` in ``scope``; idempotent, and audited whenever something changed.
+
+    One statement decides and writes (see ``_upsert``); it returns the row only when it wrote
+    one, so a repeat costs one more read and an unsubscribe burst stays cheap.
+    """
     email, digest = normalise_and_hash(address)
-    check_scope(scope)
     check_reason(reason)
-    before = _find(digest, scope)
-    prior = None if before is None else (before.reason, before.created_at, before.expires_at)
+    if scope != GLOBAL_SCOPE:
+        check_scope(scope, known_scopes(scope))
+    now = utcnow()
     row = {
         "email_hash": digest,
         "email": email,
@@ -150,17 +158,18 @@ def suppress(
         "reason": reason,
         "source": source,
         "note": note,
-        "created_at": utcnow(),
+        "created_at": now,
         "expires_at": expires_at,
     }
-    db.session.connection().execute(_upsert(db.session.get_bind().dialect), row)
-    if before is not None:
-        db.session.refresh(before)
-    after = before or _find(digest, scope)
-    if prior != (after.reason, after.created_at, after.expires_at):
-        action = "suppression.add" if before is None else "suppression.update"
-        _audit(actor or source, action, after, why=note, email=email, previous=prior)
-    return after
+    statement = _upsert(db.session.get_bind().dialect, Suppression).returning(Suppression)
+    written = db.session.scalars(
+        statement, row, execution_options={"populate_existing": True}
+    ).first()
+    if written is None:
+        return _find(digest, scope)
+    action = "suppression.add" if written.created_at == now else "suppression.update"
+    _audit(actor or source, action, written, why=note, email=email)
+    return written
 
 
 def lift(
@@ -187,7 +196,6 @@ def lift(
         row,
         why=override_reason or why,
         email=email,
-        previous=None,
         overridden=row.reason in PROTECTED_REASONS,
     )
     db.session.delete(row)
@@ -345,11 +353,15 @@ def _strength(column: ColumnElement[str]) -> ColumnElement[int]:
     )
 
 
-def _upsert(dialect: Dialect) -> Insert:
-    """The one write statement: insert, or strengthen or renew what is there, else nothing."""
+def _upsert(dialect: Dialect, into: Any = None) -> Insert:
+    """The one write statement: insert, or strengthen or renew what is there, else nothing.
+
+    ``into`` is the table (driver-level bulk writes) or the Suppression model (ORM rows back).
+    """
     insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
     table = Suppression.__table__
-    statement = insert(table).inline().values({name: bindparam(name) for name in WRITTEN_COLUMNS})
+    target = table if into is None else into
+    statement = insert(target).inline().values({name: bindparam(name) for name in WRITTEN_COLUMNS})
     new, old = statement.excluded, table.c
     lapsed = and_(old.expires_at.is_not(None), old.expires_at <= new.created_at)
     return statement.on_conflict_do_update(
@@ -451,13 +463,10 @@ def _audit(
     *,
     why: str | None,
     email: str,
-    previous: tuple[str, datetime, datetime | None] | None,
     **detail: Any,
 ) -> None:
     """Record a change to ``row``; the address is never written in clear, even inside ``why``."""
     detail = {"reason": row.reason, "source": row.source, **detail}
-    if previous is not None:
-        detail["previous_reason"] = previous[0]
     db.session.add(
         AuditEntry(
             actor=actor,

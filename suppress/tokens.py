@@ -11,7 +11,8 @@ import hashlib
 from dataclasses import dataclass
 
 from flask import current_app
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadData, BadSignature, URLSafeSerializer
+from itsdangerous.encoding import base64_decode, base64_encode
 
 from suppress.lists import ensure_address, find_list
 from suppress.models import Address, MailingList, db
@@ -69,8 +70,23 @@ def mint(email: str, list_slug: str | None = None, campaign: str | None = None) 
     return _serializer().dumps(payload)
 
 
+def _canonical(token: str) -> bool:
+    """Whether each part is in canonical base64url.
+
+    The last character of a base64 signature carries spare bits that decoding ignores, so two
+    spellings would verify alike; refusing every spelling but one means any changed character
+    makes a token invalid (R-OC-3).
+    """
+    try:
+        return all(base64_encode(base64_decode(part)) == part.encode() for part in token.split("."))
+    except BadData:
+        return False
+
+
 def read(token: str) -> LinkTarget:
     """The target a genuine token names; InvalidToken for anything else, whatever was wrong."""
+    if not _canonical(token):
+        raise InvalidToken("invalid token")
     try:
         payload = _serializer().loads(token)
         address_id, list_id, *rest = payload
