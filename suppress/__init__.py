@@ -11,7 +11,7 @@ from flask import Flask
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
 
-from suppress import cli, database, errors, health, i18n, unsubscribe
+from suppress import cli, database, errors, health, i18n, inbound, unsubscribe
 from suppress.config import load_into, secret_key_from
 from suppress.models import db
 
@@ -40,7 +40,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # the credential and RFC 8058 forbids asking for anything else (R-OC-7).
     csrf.init_app(app)
     csrf.exempt(unsubscribe.bp)
+    csrf.exempt(inbound.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(unsubscribe.bp)
     cli.init_app(app)
+    inbound.init_app(app)
     return app

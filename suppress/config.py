@@ -192,6 +192,17 @@ DEFAULTS: dict[str, Setting] = {
     "DEFAULT_LANGUAGE": Setting(
         "fi", _language, "Page language when neither the link nor the browser says: fi, sv or en."
     ),
+    "INBOUND_USERNAME": Setting(
+        None,
+        _optional_text,
+        "HTTP Basic user name an inbound mail route sends to `POST /inbound/mail`; "
+        "set together with the password.",
+    ),
+    "INBOUND_PASSWORD": Setting(
+        None,
+        _optional_text,
+        "HTTP Basic password for `POST /inbound/mail`; while unset, the route answers 503.",
+    ),
     "LOG_LEVEL": Setting("INFO", _log_level, "Log level: DEBUG, INFO, WARNING or ERROR."),
 }
 

@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from suppress.models import db
 
-JSON_PREFIXES = ("/api/", "/webhooks/", "/healthz")
+JSON_PREFIXES = ("/api/", "/webhooks/", "/inbound/", "/healthz")
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,10 @@ the signing key rotates instead: ``SUPPRESS_SECRET_KEY`` signs, ``SUPPRESS_OLD_S
 still verify.
 """
 
+import base64
+import binascii
 import hashlib
+import hmac
 from dataclasses import dataclass
 
 from flask import current_app
@@ -18,6 +21,9 @@ from suppress.lists import ensure_address, find_list
 from suppress.models import Address, MailingList, db
 
 SALT = "suppress.unsubscribe.v1"
+MAILTO_SALT = b"suppress.mailto.v1"
+# 80 bits: forging one would take about 2**79 guesses, each one a request to the service.
+MAILTO_MAC_BYTES = 10
 ONE_CLICK = "List-Unsubscribe=One-Click"
 MAX_CAMPAIGN_LENGTH = 32
 
@@ -100,6 +106,69 @@ def read(token: str) -> LinkTarget:
     return LinkTarget(address, mailing_list, campaign)
 
 
+def mailto_token(email: str, list_slug: str | None = None) -> str:
+    """A token for the ``unsub+TOKEN@`` mailbox: lower-case base32, about 26 characters.
+
+    Mail systems may lower-case a local part and RFC 5321 caps it at 64 octets, so the page
+    token (case-sensitive, longer) does not fit there. This one packs the two ids as varints
+    with an HMAC-SHA-256 cut to MAILTO_MAC_BYTES, under its own key derivation.
+    """
+    address = ensure_address(email)
+    list_id = find_list(list_slug).id if list_slug is not None else 0
+    body = _varint(address.id) + _varint(list_id)
+    signed = body + _mailto_mac(current_app.config["SECRET_KEY"], body)
+    return base64.b32encode(signed).decode().rstrip("=").lower()
+
+
+def read_mailto(token: str) -> LinkTarget:
+    """The target of a mailto token, whatever its case; InvalidToken for anything else."""
+    try:
+        signed = base64.b32decode(token.upper() + "=" * (-len(token) % 8))
+    except (binascii.Error, ValueError):
+        raise InvalidToken("invalid token") from None
+    if base64.b32encode(signed).decode().rstrip("=") != token.upper():
+        raise InvalidToken("invalid token")  # spare bits set: one spelling only (R-OC-3)
+    body, mac = signed[:-MAILTO_MAC_BYTES], signed[-MAILTO_MAC_BYTES:]
+    config = current_app.config
+    keys = [config["SECRET_KEY"], *config["OLD_SECRET_KEYS"]]
+    if not body or not any(hmac.compare_digest(mac, _mailto_mac(key, body)) for key in keys):
+        raise InvalidToken("invalid token")
+    address_id, list_id = _read_varints(body)
+    address = db.session.get(Address, address_id)
+    mailing_list = db.session.get(MailingList, list_id) if list_id else None
+    if address is None or (list_id and mailing_list is None):
+        raise InvalidToken("invalid token")
+    return LinkTarget(address, mailing_list, None)
+
+
+def _mailto_mac(key: str, body: bytes) -> bytes:
+    derived = hmac.new(key.encode(), MAILTO_SALT, hashlib.sha256).digest()
+    return hmac.new(derived, body, hashlib.sha256).digest()[:MAILTO_MAC_BYTES]
+
+
+def _varint(number: int) -> bytes:
+    """Unsigned LEB128: small ids take one byte, large ones grow as needed."""
+    out = bytearray()
+    while True:
+        byte, number = number & 0x7F, number >> 7
+        out.append(byte | (0x80 if number else 0))
+        if not number:
+            return bytes(out)
+
+
+def _read_varints(data: bytes) -> tuple[int, int]:
+    numbers, value, shift = [], 0, 0
+    for byte in data:
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            numbers.append(value)
+            value, shift = 0, 0
+    if len(numbers) != 2 or shift:
+        raise InvalidToken("invalid token")
+    return numbers[0], numbers[1]
+
+
 def page_url(token: str) -> str:
     base_url = current_app.config["BASE_URL"]
     if not base_url.startswith("https://") and not (current_app.debug or current_app.testing):
@@ -117,10 +186,10 @@ def unsubscribe_link(
     The https URI comes first, as one-click requires; a mailto URI follows when a mailto domain
     is configured, for clients that only mail (R-OC-13).
     """
-    token = mint(email, list_slug, campaign)
-    url = page_url(token)
+    url = page_url(mint(email, list_slug, campaign))
     uris = [f"<{url}>"]
     mailto_domain = current_app.config["MAILTO_DOMAIN"]
     if mailto_domain:
-        uris.append(f"<mailto:unsub+{token}@{mailto_domain}?subject=unsubscribe>")
+        local_part = f"unsub+{mailto_token(email, list_slug)}"
+        uris.append(f"<mailto:{local_part}@{mailto_domain}?subject=unsubscribe>")
     return UnsubscribeLink(url=url, list_unsubscribe=", ".join(uris))

@@ -6,7 +6,7 @@ from email.message import EmailMessage
 import pytest
 
 from suppress import tokens
-from suppress.lists import create_list
+from suppress.lists import create_list, ensure_address
 from suppress.models import db
 
 
@@ -127,3 +127,35 @@ def test_minting_refuses_an_http_base_url_outside_testing(make_app, app, news):
 def test_campaign_ids_are_kept_short(app):
     with pytest.raises(tokens.CampaignTooLong):
         tokens.mint("matti@yritys.fi", campaign="x" * 33)
+
+
+def test_mailto_tokens_fit_a_local_part_and_survive_any_case(app, news):
+    """R-OC-13: RFC 5321 caps a local part at 64 octets, and mail systems may change case."""
+    address = ensure_address("matti@yritys.fi")
+    address.id = 2**40
+    db.session.commit()
+    token = tokens.mailto_token("matti@yritys.fi", "news")
+    assert len(f"unsub+{token}") <= 64
+    assert re.fullmatch(r"[a-z2-7]+", token)
+    for spelling in (token, token.upper(), token.swapcase()):
+        assert tokens.read_mailto(spelling).mailing_list.slug == "news"
+
+
+def test_a_changed_mailto_token_is_invalid(app, news):
+    token = tokens.mailto_token("matti@yritys.fi", "news")
+    for position, character in enumerate(token):
+        replacement = "a" if character != "a" else "b"
+        with pytest.raises(tokens.InvalidToken):
+            tokens.read_mailto(token[:position] + replacement + token[position + 1 :])
+    for garbage in ("", "1", "!!!!", "a" * 40, token[:-3]):
+        with pytest.raises(tokens.InvalidToken):
+            tokens.read_mailto(garbage)
+
+
+def test_mailto_tokens_follow_key_rotation(make_app, app, news):
+    token = tokens.mailto_token("matti@yritys.fi", "news")
+    db.session.commit()
+    with make_app(SECRET_KEY="new", OLD_SECRET_KEYS="test-secret").app_context():
+        assert tokens.read_mailto(token).address.email == "matti@yritys.fi"
+    with make_app(SECRET_KEY="new").app_context(), pytest.raises(tokens.InvalidToken):
+        tokens.read_mailto(token)
