@@ -13,6 +13,7 @@ run: $(VENV)/.runtime translations migrate
 	exec $(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
 
 test: $(VENV)/.dev translations migrate
+	scripts/ensure-chromium
 	$(BIN)/pytest
 
 migrate: $(VENV)/.runtime

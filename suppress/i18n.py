@@ -31,9 +31,11 @@ def page_languages() -> dict[str, object]:
     The links are relative (``?lang=sv``), so a page never echoes the token it was opened with:
     every bad link gets the very same page (R-OC-3).
     """
+    reopenable = has_request_context() and request.method in ("GET", "HEAD")
     return {
         "current_language": str(get_locale()),
-        "language_links": {code: f"?lang={code}" for code in LANGUAGES},
+        # A page that answers a POST cannot be opened again by a link, so it has no switcher.
+        "language_links": {code: f"?lang={code}" for code in LANGUAGES} if reopenable else {},
         "LANGUAGE_NAMES": LANGUAGE_NAMES,
     }
 

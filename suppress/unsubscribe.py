@@ -17,6 +17,7 @@ from suppress.tokens import InvalidToken, LinkTarget, read
 bp = Blueprint("unsubscribe", __name__)
 
 ONE_CLICK_FIELD, ONE_CLICK_VALUE = "List-Unsubscribe", "One-Click"
+TOKEN_PATHS = ("/u/", "/preferences/")
 # The token in the URL must not leak to other sites through Referer, caches or search engines.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -30,9 +31,11 @@ SECURITY_HEADERS = {
 }
 
 
-@bp.after_request
+@bp.after_app_request
 def add_security_headers(response: Response) -> Response:
-    response.headers.update(SECURITY_HEADERS)
+    """On every answer under a token URL, error pages included: the URL holds the token."""
+    if request.path.startswith(TOKEN_PATHS):
+        response.headers.update(SECURITY_HEADERS)
     return response
 
 
@@ -80,7 +83,9 @@ def unsubscribe(token: str) -> ResponseReturnValue:
     target = target_of(token)
     if target is None:
         return invalid_link()
-    if request.form.get(ONE_CLICK_FIELD) == ONE_CLICK_VALUE:
+    # A POST without the page's own ``choice`` is a mail client's one-click, however its body
+    # is encoded: the RFC's multipart example, as printed, does not even parse (R-OC-5).
+    if request.form.get(ONE_CLICK_FIELD) == ONE_CLICK_VALUE or "choice" not in request.form:
         leave(target, everything=target.mailing_list is None, source="one-click")
         db.session.commit()
         return Response("Unsubscribed.\n", status=200, mimetype="text/plain")
