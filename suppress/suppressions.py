@@ -10,6 +10,7 @@ PostgreSQL alike: a repeat keeps the first ``created_at``; a stronger reason (a 
 an unsubscribe) replaces a weaker one; a lapsed suppression starts afresh.
 """
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -23,10 +24,12 @@ from sqlalchemy import (
     ColumnElement,
     Dialect,
     Insert,
+    Row,
     and_,
     bindparam,
     case,
     func,
+    insert,
     literal_column,
     or_,
     select,
@@ -110,19 +113,19 @@ class ImportReport:
     rejected: int = 0
 
 
-def known_scopes(slug: str | None = None) -> set[str]:
-    """``global`` and the list slugs (only ``slug``, when given and it exists)."""
-    query = select(MailingList.slug)
-    if slug is not None:
-        query = query.where(MailingList.slug == slug)
-    return {GLOBAL_SCOPE, *db.session.scalars(query)}
+def known_scopes() -> set[str]:
+    return {GLOBAL_SCOPE, *db.session.scalars(select(MailingList.slug))}
 
 
 def check_scope(scope: str, scopes: Collection[str] | None = None) -> str:
     scopes = known_scopes() if scopes is None else scopes
     if scope not in scopes:
-        raise UnknownScope(f"unknown scope {scope!r}: use 'global' or the slug of a mailing list")
+        raise _unknown(scope)
     return scope
+
+
+def _unknown(scope: str) -> UnknownScope:
+    return UnknownScope(f"unknown scope {scope!r}: use 'global' or the slug of a mailing list")
 
 
 def check_reason(reason: str) -> str:
@@ -140,16 +143,19 @@ def suppress(
     actor: str | None = None,
     note: str | None = None,
     expires_at: datetime | None = None,
-) -> Suppression:
+) -> Row[Any]:
     """Suppress ``address`` in ``scope``; idempotent, and audited whenever something changed.
 
-    One statement decides and writes (see ``_upsert``); it returns the row only when it wrote
-    one, so a repeat costs one more read and an unsubscribe burst stays cheap.
+    Returns the stored row (a read-only snapshot). One statement decides and writes (see
+    ``_upsert``) and hands the row back only when it wrote one, so a repeat costs one more read.
+    Core statements, not ORM objects: the write lock is held from the first write to the
+    commit, and on SQLite every other writer waits that long (a one-click burst).
     """
     email, digest = normalise_and_hash(address)
     check_reason(reason)
-    if scope != GLOBAL_SCOPE:
-        check_scope(scope, known_scopes(scope))
+    connection = db.session.connection()
+    if scope != GLOBAL_SCOPE and connection.execute(_LIST_EXISTS, {"slug": scope}).first() is None:
+        raise _unknown(scope)
     now = utcnow()
     row = {
         "email_hash": digest,
@@ -161,12 +167,9 @@ def suppress(
         "created_at": now,
         "expires_at": expires_at,
     }
-    statement = _upsert(db.session.get_bind().dialect, Suppression).returning(Suppression)
-    written = db.session.scalars(
-        statement, row, execution_options={"populate_existing": True}
-    ).first()
+    written = connection.execute(_returning_upsert(connection.dialect.name), row).first()
     if written is None:
-        return _find(digest, scope)
+        return connection.execute(_STORED_ROW, {"email_hash": digest, "scope": scope}).one()
     action = "suppression.add" if written.created_at == now else "suppression.update"
     _audit(actor or source, action, written, why=note, email=email)
     return written
@@ -251,7 +254,7 @@ def suppressions_for(address: str) -> list[Suppression]:
     """Every suppression of ``address``, lapsed ones included, global first."""
     _, digest = normalise_and_hash(address)
     query = select(Suppression).where(Suppression.email_hash == digest)
-    rows = db.session.scalars(query).all()
+    rows = db.session.scalars(query, execution_options={"populate_existing": True}).all()
     return sorted(rows, key=lambda row: (row.scope != GLOBAL_SCOPE, row.scope))
 
 
@@ -353,15 +356,11 @@ def _strength(column: ColumnElement[str]) -> ColumnElement[int]:
     )
 
 
-def _upsert(dialect: Dialect, into: Any = None) -> Insert:
-    """The one write statement: insert, or strengthen or renew what is there, else nothing.
-
-    ``into`` is the table (driver-level bulk writes) or the Suppression model (ORM rows back).
-    """
+def _upsert(dialect: Dialect) -> Insert:
+    """The one write statement: insert, or strengthen or renew what is there, else nothing."""
     insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
     table = Suppression.__table__
-    target = table if into is None else into
-    statement = insert(target).inline().values({name: bindparam(name) for name in WRITTEN_COLUMNS})
+    statement = insert(table).inline().values({name: bindparam(name) for name in WRITTEN_COLUMNS})
     new, old = statement.excluded, table.c
     lapsed = and_(old.expires_at.is_not(None), old.expires_at <= new.created_at)
     return statement.on_conflict_do_update(
@@ -377,6 +376,20 @@ def _upsert(dialect: Dialect, into: Any = None) -> Insert:
     )
 
 
+@functools.cache
+def _returning_upsert(dialect_name: str) -> Insert:
+    """The upsert handing back the written row; built once, as building it costs more than
+    running it (a burst of one-click POSTs runs it thousands of times)."""
+    dialect = postgresql.dialect() if dialect_name == "postgresql" else sqlite.dialect()
+    return _upsert(dialect).returning(*Suppression.__table__.c)
+
+
+_LIST_EXISTS = select(MailingList.id).where(MailingList.slug == bindparam("slug"))
+_STORED_ROW = select(*Suppression.__table__.c).where(
+    Suppression.email_hash == bindparam("email_hash"), Suppression.scope == bindparam("scope")
+)
+
+
 def _bulk_upsert_sql(dialect: Dialect) -> tuple[str, tuple[str, ...]]:
     """The upsert as driver SQL with positional parameters, and the column of each parameter.
 
@@ -390,7 +403,7 @@ def _bulk_upsert_sql(dialect: Dialect) -> tuple[str, tuple[str, ...]]:
 
 def _find(digest: str, scope: str) -> Suppression | None:
     query = select(Suppression).where(Suppression.email_hash == digest, Suppression.scope == scope)
-    return db.session.scalars(query).one_or_none()
+    return db.session.scalars(query, execution_options={"populate_existing": True}).one_or_none()
 
 
 def _in_scope(list_slug: str | None) -> ColumnElement[bool]:
@@ -459,23 +472,23 @@ def _suppressed_by_scan(candidates: Collection[str], list_slug: str | None) -> s
 def _audit(
     actor: str,
     action: str,
-    row: Suppression,
+    row: Any,
     *,
     why: str | None,
     email: str,
     **detail: Any,
 ) -> None:
     """Record a change to ``row``; the address is never written in clear, even inside ``why``."""
-    detail = {"reason": row.reason, "source": row.source, **detail}
-    db.session.add(
-        AuditEntry(
-            actor=actor,
-            action=action,
-            email_hash=row.email_hash,
-            scope=row.scope,
-            why=_redact(why, email),
-            detail=detail,
-        )
+    db.session.connection().execute(
+        insert(AuditEntry.__table__),
+        {
+            "actor": actor,
+            "action": action,
+            "email_hash": row.email_hash,
+            "scope": row.scope,
+            "why": _redact(why, email),
+            "detail": {"reason": row.reason, "source": row.source, **detail},
+        },
     )
 
 
