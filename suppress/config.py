@@ -124,6 +124,13 @@ def _bind(value: Any) -> str:
     return bind
 
 
+def _sqlite_synchronous(value: Any) -> str:
+    mode = _text(value).upper()
+    if mode not in ("NORMAL", "FULL"):
+        raise ValueError("expected normal or full")
+    return mode
+
+
 def _log_level(value: Any) -> str:
     level = _text(value).upper()
     if level not in logging.getLevelNamesMapping():
@@ -159,6 +166,13 @@ DEFAULTS: dict[str, Setting] = {
         5000,
         _positive_int,
         "How long a SQLite writer waits for the lock before giving up, in milliseconds.",
+    ),
+    "SQLITE_SYNCHRONOUS": Setting(
+        "normal",
+        _sqlite_synchronous,
+        "SQLite durability. `normal`: a committed change survives the service or a worker "
+        "crashing, but the last moments of commits can roll back if the machine loses power. "
+        "`full`: they survive that too, at about half the write throughput.",
     ),
     "IMPORT_BATCH_SIZE": Setting(20000, _positive_int, "Rows an import writes per transaction."),
     "ROLE_LOCAL_PARTS": Setting(

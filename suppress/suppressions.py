@@ -28,6 +28,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    exists,
     func,
     insert,
     literal_column,
@@ -146,16 +147,15 @@ def suppress(
 ) -> Row[Any]:
     """Suppress ``address`` in ``scope``; idempotent, and audited whenever something changed.
 
-    Returns the stored row (a read-only snapshot). One statement decides and writes (see
-    ``_upsert``) and hands the row back only when it wrote one, so a repeat costs one more read.
+    Returns the stored row (a read-only snapshot). One statement checks the scope, decides and
+    writes (see ``_upsert``) and hands the row back only when it wrote one, so a repeat, or a
+    scope that names no list, costs one more read.
     Core statements, not ORM objects: the write lock is held from the first write to the
     commit, and on SQLite every other writer waits that long (a one-click burst).
     """
     email, digest = normalise_and_hash(address)
     check_reason(reason)
     connection = db.session.connection()
-    if scope != GLOBAL_SCOPE and connection.execute(_LIST_EXISTS, {"slug": scope}).first() is None:
-        raise _unknown(scope)
     now = utcnow()
     row = {
         "email_hash": digest,
@@ -169,7 +169,10 @@ def suppress(
     }
     written = connection.execute(_returning_upsert(connection.dialect.name), row).first()
     if written is None:
-        return connection.execute(_STORED_ROW, {"email_hash": digest, "scope": scope}).one()
+        stored = connection.execute(_STORED_ROW, {"email_hash": digest, "scope": scope}).first()
+        if stored is None:
+            raise _unknown(scope)
+        return stored
     action = "suppression.add" if written.created_at == now else "suppression.update"
     _audit(actor or source, action, written, why=note, email=email)
     return written
@@ -356,11 +359,22 @@ def _strength(column: ColumnElement[str]) -> ColumnElement[int]:
     )
 
 
-def _upsert(dialect: Dialect) -> Insert:
-    """The one write statement: insert, or strengthen or renew what is there, else nothing."""
+def _upsert(dialect: Dialect, *, checking_scope: bool = False) -> Insert:
+    """The one write statement: insert, or strengthen or renew what is there, else nothing.
+
+    ``checking_scope`` writes nothing unless the scope is global or names a list, saving a
+    query per single write; bulk imports check their scopes once instead.
+    """
     insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
     table = Suppression.__table__
-    statement = insert(table).inline().values({name: bindparam(name) for name in WRITTEN_COLUMNS})
+    statement = insert(table).inline()
+    if checking_scope:
+        values = select(*(bindparam(name, type_=table.c[name].type) for name in WRITTEN_COLUMNS))
+        scope = bindparam("scope", type_=table.c.scope.type)
+        known = or_(scope == GLOBAL_SCOPE, exists().where(MailingList.slug == scope))
+        statement = statement.from_select(WRITTEN_COLUMNS, values.where(known))
+    else:
+        statement = statement.values({name: bindparam(name) for name in WRITTEN_COLUMNS})
     new, old = statement.excluded, table.c
     lapsed = and_(old.expires_at.is_not(None), old.expires_at <= new.created_at)
     return statement.on_conflict_do_update(
@@ -381,10 +395,9 @@ def _returning_upsert(dialect_name: str) -> Insert:
     """The upsert handing back the written row; built once, as building it costs more than
     running it (a burst of one-click POSTs runs it thousands of times)."""
     dialect = postgresql.dialect() if dialect_name == "postgresql" else sqlite.dialect()
-    return _upsert(dialect).returning(*Suppression.__table__.c)
+    return _upsert(dialect, checking_scope=True).returning(*Suppression.__table__.c)
 
 
-_LIST_EXISTS = select(MailingList.id).where(MailingList.slug == bindparam("slug"))
 _STORED_ROW = select(*Suppression.__table__.c).where(
     Suppression.email_hash == bindparam("email_hash"), Suppression.scope == bindparam("scope")
 )
@@ -480,7 +493,7 @@ def _audit(
 ) -> None:
     """Record a change to ``row``; the address is never written in clear, even inside ``why``."""
     db.session.connection().execute(
-        insert(AuditEntry.__table__),
+        _AUDIT_INSERT,
         {
             "actor": actor,
             "action": action,
@@ -490,6 +503,9 @@ def _audit(
             "detail": {"reason": row.reason, "source": row.source, **detail},
         },
     )
+
+
+_AUDIT_INSERT = insert(AuditEntry.__table__)
 
 
 def _redact(text: str | None, email: str) -> str | None:

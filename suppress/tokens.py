@@ -9,6 +9,7 @@ still verify.
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -98,8 +99,13 @@ def _serializer() -> URLSafeSerializer:
     """Signs with the current key; verifies with it and every old key (itsdangerous uses the
     last key of the list to sign)."""
     config = current_app.config
-    keys = [*config["OLD_SECRET_KEYS"], config["SECRET_KEY"]]
-    return URLSafeSerializer(keys, salt=SALT, signer_kwargs={"digest_method": hashlib.sha256})
+    return _serializer_for((*config["OLD_SECRET_KEYS"], config["SECRET_KEY"]))
+
+
+@functools.lru_cache(maxsize=4)
+def _serializer_for(keys: tuple[str, ...]) -> URLSafeSerializer:
+    """Built once per set of keys: building one costs more than verifying a token with it."""
+    return URLSafeSerializer(list(keys), salt=SALT, signer_kwargs={"digest_method": hashlib.sha256})
 
 
 def mint(email: str, list_slug: str | None = None, campaign: str | None = None) -> str:

@@ -46,6 +46,7 @@ def test_environment_overrides_defaults_with_typed_values(monkeypatch):
         ("BIND", "localhost"),
         ("LOG_LEVEL", "chatty"),
         ("SQLITE_BUSY_TIMEOUT_MS", "-5"),
+        ("SQLITE_SYNCHRONOUS", "off"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(monkeypatch, variable, value):

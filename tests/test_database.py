@@ -22,6 +22,13 @@ def test_sqlite_runs_with_wal_busy_timeout_and_foreign_keys(app):
         assert pragma("journal_mode") == "wal"
         assert pragma("busy_timeout") == app.config["SQLITE_BUSY_TIMEOUT_MS"]
         assert pragma("foreign_keys") == 1
+        assert pragma("synchronous") == 1  # NORMAL: the log is synced at checkpoints
+
+
+def test_sqlite_syncs_every_commit_when_asked(make_app, tmp_path):
+    app = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'own.db'}", SQLITE_SYNCHRONOUS="full")
+    with app.app_context(), db.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA synchronous")).scalar() == 2
 
 
 def test_downgrade_refuses_to_drop_suppressions(make_app, tmp_path, capfd):
