@@ -1,0 +1,344 @@
+"""The provider contract: what an ESP module gives the webhooks blueprint and the sync job.
+
+A provider turns its wire format into normalised :class:`Event` values and nothing more: it
+never touches the database, the models or Flask's request. ``events.py`` decides what the
+events mean (suppress, count, ignore). The blueprint hands each provider a :class:`Delivery`
+(the raw request as bytes and headers) and maps the exceptions raised here to HTTP answers.
+"""
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from werkzeug.datastructures import Headers, MultiDict
+
+from suppress.config import ConfigError, Setting
+
+# DESIGN §5: every event a provider reports becomes one of these.
+EVENT_TYPES = (
+    "sent",
+    "delivered",
+    "deferred",
+    "bounced",
+    "dropped",
+    "opened",
+    "clicked",
+    "complained",
+    "unsubscribed",
+    "resubscribed",
+    "unknown",
+)
+BOUNCE_CLASSES = ("hard", "soft")
+REQUIRED = object()
+"""A setting default meaning: must be set whenever the provider is enabled."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened to one recipient, in the service's own vocabulary.
+
+    ``recipient`` is the address exactly as the provider sent it (``events.py`` normalises it,
+    and a value that does not parse is kept as an event without an address). ``raw_type`` is
+    the provider's own name for the event. ``machine`` is the provider's own verdict on an open
+    or click (None: the provider does not say). ``diagnostic`` is the SMTP reply or the
+    provider's bounce text, from which ``events.py`` recognises sender-side policy blocks
+    (RULES.md R-MBP-6). ``list_ref`` is the provider's own id of the list or group an event
+    concerns; ``list_slug`` is our list's slug when the provider's settings map that id to one.
+    An unsubscribe without a ``list_slug`` is honoured everywhere.
+    """
+
+    provider: str
+    provider_event_id: str
+    type: str
+    recipient: str | None
+    occurred_at: datetime
+    raw_type: str
+    bounce_class: str | None = None
+    diagnostic: str | None = None
+    message_id: str | None = None
+    list_ref: str | None = None
+    list_slug: str | None = None
+    campaign: str | None = None
+    url: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    machine: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {self.type!r}")
+        if self.bounce_class not in (None, *BOUNCE_CLASSES):
+            raise ValueError(f"unknown bounce class {self.bounce_class!r}")
+        if self.occurred_at.tzinfo is None:
+            raise ValueError("occurred_at must be timezone-aware")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A webhook request as it arrived: verify signatures on ``body``, never on a re-encoding.
+
+    ``url`` is the full URL the provider called (Mandrill signs it); ``form`` holds the parsed
+    fields of a form-encoded body; ``remote_addr`` is the client after trusted proxies.
+    """
+
+    method: str
+    url: str
+    headers: Headers
+    body: bytes
+    form: MultiDict = field(default_factory=MultiDict)
+    remote_addr: str | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer a provider gives itself, for set-up handshakes and pings; stores nothing."""
+
+    status: int = 200
+    body: Mapping[str, Any] = field(default_factory=lambda: {"status": "ok"})
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class Rejected(Exception):
+    """The request is not from the provider: answered ``status`` (401 or 403), stored never.
+
+    ``headers`` carries a challenge such as ``WWW-Authenticate`` where the provider only sends
+    credentials after one (Amazon SNS).
+    """
+
+    def __init__(self, why: str, status: int = 401, headers: Mapping[str, str] | None = None):
+        super().__init__(why)
+        self.status = status
+        self.headers = dict(headers or {})
+
+
+class Malformed(ValueError):
+    """The body is not what the provider documents: answered 400 with the reason, stored never."""
+
+
+class Provider:
+    """Base of every provider; a subclass sets the class attributes and overrides the methods.
+
+    ``SETTINGS`` names each ``SUPPRESS_<SLUG>_<KEY>`` the provider reads (keys without the
+    prefix); a default of :data:`REQUIRED` must be set once the provider is enabled. The
+    instance's ``settings`` holds the coerced values.
+    """
+
+    slug: ClassVar[str]
+    name: ClassVar[str]
+    SETTINGS: ClassVar[dict[str, Setting]] = {}
+    # The status that makes this provider retry a delivery we could not store (PROVIDERS.md §0).
+    retry_status: ClassVar[int] = 503
+
+    def __init__(self, config: Mapping[str, Any]):
+        self.settings = self.read_settings(config)
+
+    @classmethod
+    def variable(cls, key: str) -> str:
+        return f"SUPPRESS_{cls.slug.upper()}_{key}"
+
+    @classmethod
+    def read_settings(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Coerce each setting from ``config`` (keys as ``<SLUG>_<KEY>``); ConfigError names
+        the variable that is missing or wrong."""
+        settled = {}
+        for key, setting in cls.SETTINGS.items():
+            raw = config.get(f"{cls.slug.upper()}_{key}")
+            if raw in (None, ""):
+                if setting.default is REQUIRED:
+                    raise ConfigError(f"{cls.variable(key)} must be set to use {cls.name}")
+                settled[key] = setting.default
+                continue
+            try:
+                settled[key] = setting.coerce(raw)
+            except ValueError as error:
+                raise ConfigError(f"{cls.variable(key)}: {error}") from None
+        return settled
+
+    @classmethod
+    def is_configured(cls, config: Mapping[str, Any]) -> bool:
+        """Whether any of the provider's variables is set, which enables it."""
+        prefix = f"{cls.slug.upper()}_"
+        return any(config.get(prefix + key) not in (None, "") for key in cls.SETTINGS)
+
+    def verify(self, delivery: Delivery) -> None:
+        """Raise Rejected unless ``delivery`` provably comes from the provider."""
+        raise NotImplementedError
+
+    def handshake(self, delivery: Delivery) -> Reply | None:
+        """A Reply for a set-up request (subscription confirmation, test ping), else None.
+
+        Called after ``verify``, so a handshake is authenticated like any event.
+        """
+        return None
+
+    def parse(self, delivery: Delivery) -> list[Event]:
+        """Every event in ``delivery``, one per recipient; raise Malformed for a bad body.
+
+        An event type the provider documents but we do not act on, or one it adds later, is
+        an Event of type ``unknown``, never an exception.
+        """
+        raise NotImplementedError
+
+
+# Helpers shared by provider modules.
+
+
+def secrets_list(value: Any) -> tuple[str, ...]:
+    """Comma-separated secrets, so a key can rotate: the new one verifies beside the old."""
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    secrets = tuple(item.strip() for item in items if item.strip())
+    if not secrets:
+        raise ValueError("expected one or more comma-separated secrets")
+    return secrets
+
+
+def credentials_list(value: Any) -> tuple[tuple[str, str], ...]:
+    """Comma-separated ``user:password`` pairs (a password may itself hold a colon)."""
+    pairs = []
+    for item in secrets_list(value):
+        user, sep, password = item.partition(":")
+        if not sep or not user or not password:
+            raise ValueError("expected user:password")
+        pairs.append((user, password))
+    return tuple(pairs)
+
+
+def same(given: str | bytes, expected: str | bytes) -> bool:
+    """Constant-time comparison of two secrets, whatever their types."""
+    if isinstance(given, str):
+        given = given.encode()
+    if isinstance(expected, str):
+        expected = expected.encode()
+    return hmac.compare_digest(given, expected)
+
+
+def basic_auth(headers: Headers) -> tuple[str, str] | None:
+    """The user and password of an ``Authorization: Basic`` header, None when absent or bad."""
+    scheme, _, encoded = headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None
+
+
+def check_basic_auth(
+    headers: Headers, accepted: Iterable[tuple[str, str]], *, realm: str, status: int = 401
+) -> None:
+    """Raise Rejected (with a Basic challenge) unless the request carries accepted credentials.
+
+    Every accepted pair is compared, so the time taken does not tell which user name exists.
+    """
+    given = basic_auth(headers)
+    matched = False
+    for user, password in accepted:
+        if given is not None:
+            matched |= same(given[0], user) & same(given[1], password)
+    if not matched:
+        challenge = {"WWW-Authenticate": f'Basic realm="{realm}"'}
+        raise Rejected("missing or wrong credentials", status=status, headers=challenge)
+
+
+def load_json(body: bytes) -> Any:
+    """The JSON document in ``body``; Malformed for anything else (encoding included)."""
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise Malformed(f"the body is not JSON: {error}") from None
+
+
+def synthetic_id(*parts: object) -> str:
+    """A stable id for an event the provider gives none (PROVIDERS.md §0 Deduplication).
+
+    Hex SHA-256 over the raw values as received, joined by ``|``: a retry hashes the same, while
+    two real events differing in any field do not.
+    """
+    text = "|".join("" if part is None else str(part) for part in parts)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def from_epoch(value: Any) -> datetime:
+    """A UTC time from Unix seconds (int, float or numeric string); Malformed otherwise.
+
+    Values too large to be seconds are taken as milliseconds, as several providers send them.
+    """
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise Malformed(f"not a Unix timestamp: {value!r}") from None
+    if seconds > 1e11:
+        seconds /= 1000
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise Malformed(f"not a Unix timestamp: {value!r}") from None
+
+
+def from_iso(value: Any) -> datetime:
+    """A UTC time from ISO 8601 (``Z`` or an offset; a time without one is taken as UTC)."""
+    if not isinstance(value, str):
+        raise Malformed(f"not an ISO 8601 time: {value!r}")
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise Malformed(f"not an ISO 8601 time: {value!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("expected a non-empty value")
+    return value.strip()
+
+
+def url(value: Any) -> str:
+    """An http(s) URL without its trailing slash (API base URLs, our own webhook URL)."""
+    address = text(value).rstrip("/")
+    parts = urlsplit(address)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("expected an http:// or https:// URL")
+    return address
+
+
+def flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = text(value).lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def seconds(value: Any) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError("expected a whole number of seconds") from None
+    if number < 1:
+        raise ValueError("expected a whole number of seconds, at least 1")
+    return number
+
+
+def slug_map(value: Any) -> dict[str, str]:
+    """``slug=id,slug=id``: our list slugs and the provider's ids for the same lists."""
+    pairs = {}
+    for item in secrets_list(value):
+        slug, sep, ref = (part.strip() for part in item.partition("="))
+        if not sep or not slug or not ref:
+            raise ValueError("expected slug=id pairs separated by commas")
+        pairs[slug] = ref
+    return pairs
