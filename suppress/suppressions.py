@@ -25,6 +25,7 @@ from sqlalchemy import (
     Dialect,
     Insert,
     Row,
+    Select,
     and_,
     bindparam,
     case,
@@ -32,15 +33,18 @@ from sqlalchemy import (
     func,
     insert,
     literal_column,
+    null,
     or_,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
 from suppress.addresses import InvalidAddress, normalise_and_hash
+from suppress.database import DirectTransaction, Prepared
 from suppress.models import (
     GLOBAL_SCOPE,
     REASONS,
+    Address,
     AuditEntry,
     MailingList,
     Suppression,
@@ -178,6 +182,61 @@ def suppress(
     return written
 
 
+def suppress_by_link(
+    transaction: DirectTransaction, address_id: int, list_id: int, *, reason: str, source: str
+) -> bool:
+    """Suppress the address an unsubscribe link names, on its list (``list_id`` 0: everywhere).
+
+    The one-click path: one statement reads the address and list by id and writes the
+    suppression, and one more writes the audit entry, so that a burst of one-click POSTs
+    spends its time on little else. False when the address or list no longer exists, and
+    then nothing is written. Works for an erased address too: the hash is kept for this.
+    """
+    check_reason(reason)
+    values = {"address_id": address_id, "list_id": list_id, "reason": reason, "source": source}
+    upsert = _LINK_UPSERT_TO_LIST if list_id else _LINK_UPSERT_EVERYWHERE
+    written = transaction.run(upsert, **values, created_at=utcnow()).fetchone()
+    if written is None:
+        exists_query = _LINK_LIST_EXISTS if list_id else _LINK_ADDRESS_EXISTS
+        return transaction.run(exists_query, **values).fetchone() is not None
+    email_hash, scope, added = written
+    action = "suppression.add" if added else "suppression.update"
+    entry = _audit_entry(source, action, email_hash, scope, reason, source)
+    transaction.run(_DIRECT_AUDIT_INSERT, **entry)
+    return True
+
+
+def _link_upsert(to_list: bool) -> Prepared:
+    """The upsert of a link's address, reading the address and the list by their ids."""
+    columns = Suppression.__table__.c
+    created_at = bindparam("created_at", type_=columns.created_at.type)
+    scope = MailingList.slug if to_list else literal_column(f"'{GLOBAL_SCOPE}'")
+    rows = select(
+        Address.email_hash,
+        Address.email,
+        scope,
+        bindparam("reason", type_=columns.reason.type),
+        bindparam("source", type_=columns.source.type),
+        null(),
+        created_at,
+        null(),
+    ).where(Address.id == bindparam("address_id"))
+    if to_list:
+        rows = rows.join(MailingList, MailingList.id == bindparam("list_id"))
+    returning = (columns.email_hash, columns.scope, (columns.created_at == created_at))
+    return Prepared(lambda dialect: _upsert(dialect, rows).returning(*returning))
+
+
+_LINK_UPSERT_TO_LIST = _link_upsert(to_list=True)
+_LINK_UPSERT_EVERYWHERE = _link_upsert(to_list=False)
+_LINK_ADDRESS_EXISTS = Prepared(select(Address.id).where(Address.id == bindparam("address_id")))
+_LINK_LIST_EXISTS = Prepared(
+    select(Address.id)
+    .join(MailingList, MailingList.id == bindparam("list_id"))
+    .where(Address.id == bindparam("address_id"))
+)
+
+
 def lift(
     address: str,
     *,
@@ -290,8 +349,8 @@ def import_suppressions(
     """
     report = ImportReport()
     dialect = db.session.get_bind().dialect
-    sql, order = _bulk_upsert_sql(dialect)
-    as_parameters = itemgetter(*order)
+    compiled = _BULK_UPSERT.compiled(dialect)
+    as_parameters = itemgetter(*compiled.names)
     to_column = Suppression.__table__.c.created_at.type.dialect_impl(dialect).bind_processor(
         dialect
     )
@@ -300,7 +359,7 @@ def import_suppressions(
     rows = _valid_rows(records, known_scopes(), fixed, report, on_reject)
     for batch in _batches(rows, batch_size):
         cursor = db.session.connection().connection.cursor()
-        cursor.executemany(sql, [as_parameters(row) for row in batch])
+        cursor.executemany(compiled.sql, [as_parameters(row) for row in batch])
         report.written += cursor.rowcount
         report.unchanged += len(batch) - cursor.rowcount
         cursor.close()
@@ -359,22 +418,19 @@ def _strength(column: ColumnElement[str]) -> ColumnElement[int]:
     )
 
 
-def _upsert(dialect: Dialect, *, checking_scope: bool = False) -> Insert:
+def _upsert(dialect: Dialect, rows: Select | None = None) -> Insert:
     """The one write statement: insert, or strengthen or renew what is there, else nothing.
 
-    ``checking_scope`` writes nothing unless the scope is global or names a list, saving a
-    query per single write; bulk imports check their scopes once instead.
+    The row comes from bound values, or from ``rows``, a query yielding WRITTEN_COLUMNS (which
+    lets one statement check what it writes, or read it from another table).
     """
     insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
     table = Suppression.__table__
     statement = insert(table).inline()
-    if checking_scope:
-        values = select(*(bindparam(name, type_=table.c[name].type) for name in WRITTEN_COLUMNS))
-        scope = bindparam("scope", type_=table.c.scope.type)
-        known = or_(scope == GLOBAL_SCOPE, exists().where(MailingList.slug == scope))
-        statement = statement.from_select(WRITTEN_COLUMNS, values.where(known))
-    else:
+    if rows is None:
         statement = statement.values({name: bindparam(name) for name in WRITTEN_COLUMNS})
+    else:
+        statement = statement.from_select(WRITTEN_COLUMNS, rows)
     new, old = statement.excluded, table.c
     lapsed = and_(old.expires_at.is_not(None), old.expires_at <= new.created_at)
     return statement.on_conflict_do_update(
@@ -395,7 +451,17 @@ def _returning_upsert(dialect_name: str) -> Insert:
     """The upsert handing back the written row; built once, as building it costs more than
     running it (a burst of one-click POSTs runs it thousands of times)."""
     dialect = postgresql.dialect() if dialect_name == "postgresql" else sqlite.dialect()
-    return _upsert(dialect, checking_scope=True).returning(*Suppression.__table__.c)
+    return _upsert(dialect, _bound_row_in_known_scope()).returning(*Suppression.__table__.c)
+
+
+def _bound_row_in_known_scope() -> Select:
+    """The bound row, only if its scope is global or names a list: a single write checks its
+    scope in the same statement; bulk imports check their scopes once instead."""
+    columns = Suppression.__table__.c
+    scope = bindparam("scope", type_=columns.scope.type)
+    known = or_(scope == GLOBAL_SCOPE, exists().where(MailingList.slug == scope))
+    values = select(*(bindparam(name, type_=columns[name].type) for name in WRITTEN_COLUMNS))
+    return values.where(known)
 
 
 _STORED_ROW = select(*Suppression.__table__.c).where(
@@ -403,15 +469,9 @@ _STORED_ROW = select(*Suppression.__table__.c).where(
 )
 
 
-def _bulk_upsert_sql(dialect: Dialect) -> tuple[str, tuple[str, ...]]:
-    """The upsert as driver SQL with positional parameters, and the column of each parameter.
-
-    Bulk imports hand rows straight to the driver's ``executemany``: SQLAlchemy's per-row
-    parameter processing would otherwise cost more than the database's own work.
-    """
-    positional = type(dialect)(paramstyle="qmark" if dialect.name == "sqlite" else "format")
-    compiled = _upsert(dialect).compile(dialect=positional)
-    return str(compiled), tuple(compiled.positiontup or ())
+# Bulk imports hand rows straight to the driver's ``executemany``: SQLAlchemy's per-row
+# parameter processing would otherwise cost more than the database's own work.
+_BULK_UPSERT = Prepared(_upsert)
 
 
 def _find(digest: str, scope: str) -> Suppression | None:
@@ -492,20 +552,34 @@ def _audit(
     **detail: Any,
 ) -> None:
     """Record a change to ``row``; the address is never written in clear, even inside ``why``."""
-    db.session.connection().execute(
-        _AUDIT_INSERT,
-        {
-            "actor": actor,
-            "action": action,
-            "email_hash": row.email_hash,
-            "scope": row.scope,
-            "why": _redact(why, email),
-            "detail": {"reason": row.reason, "source": row.source, **detail},
-        },
-    )
+    entry = _audit_entry(actor, action, row.email_hash, row.scope, row.reason, row.source)
+    entry["why"] = _redact(why, email)
+    entry["detail"].update(detail)
+    db.session.connection().execute(_AUDIT_INSERT, entry)
 
 
-_AUDIT_INSERT = insert(AuditEntry.__table__)
+def _audit_entry(
+    actor: str, action: str, email_hash: str, scope: str, reason: str, source: str
+) -> dict[str, Any]:
+    return {
+        "at": utcnow(),
+        "actor": actor,
+        "action": action,
+        "email_hash": email_hash,
+        "scope": scope,
+        "why": None,
+        "detail": {"reason": reason, "source": source},
+    }
+
+
+_AUDIT_INSERT = insert(AuditEntry.__table__).values(
+    {
+        column.name: bindparam(column.name)
+        for column in AuditEntry.__table__.c
+        if column.name != "id"
+    }
+)
+_DIRECT_AUDIT_INSERT = Prepared(_AUDIT_INSERT)
 
 
 def _redact(text: str | None, email: str) -> str | None:

@@ -133,8 +133,17 @@ def _canonical(token: str) -> bool:
         return False
 
 
-def read(token: str) -> LinkTarget:
-    """The target a genuine token names; InvalidToken for anything else, whatever was wrong."""
+@dataclass(frozen=True)
+class LinkIds:
+    """What a token says, unchecked against the database: ``list_id`` 0 means all mail."""
+
+    address_id: int
+    list_id: int
+    campaign: str | None
+
+
+def decode(token: str) -> LinkIds:
+    """The ids a genuine token carries; InvalidToken for anything else, whatever was wrong."""
     if not _canonical(token):
         raise InvalidToken("invalid token")
     try:
@@ -143,7 +152,13 @@ def read(token: str) -> LinkTarget:
     except (BadSignature, TypeError, ValueError):
         raise InvalidToken("invalid token") from None
     campaign = rest[0] if rest and isinstance(rest[0], str) else None
-    return _target(address_id, list_id, campaign)
+    return LinkIds(address_id, list_id, campaign)
+
+
+def read(token: str) -> LinkTarget:
+    """The target a genuine token names; InvalidToken for anything else, whatever was wrong."""
+    ids = decode(token)
+    return _target(ids.address_id, ids.list_id, ids.campaign)
 
 
 def mailto_token(email: str, list_slug: str | None = None) -> str:

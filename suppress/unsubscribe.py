@@ -11,8 +11,9 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 
 from suppress import suppressions
+from suppress.database import direct_transaction
 from suppress.models import GLOBAL_SCOPE, MailingList, db
-from suppress.tokens import InvalidToken, LinkTarget, read
+from suppress.tokens import InvalidToken, LinkTarget, decode, read
 
 bp = Blueprint("unsubscribe", __name__)
 
@@ -80,19 +81,34 @@ def confirm(token: str) -> ResponseReturnValue:
 
 @bp.post("/u/<token>")
 def unsubscribe(token: str) -> ResponseReturnValue:
-    target = target_of(token)
-    if target is None:
-        return invalid_link()
     # A POST without the page's own ``choice`` is a mail client's one-click, however its body
     # is encoded: the RFC's multipart example, as printed, does not even parse (R-OC-5).
     if request.form.get(ONE_CLICK_FIELD) == ONE_CLICK_VALUE or "choice" not in request.form:
-        leave(target, everything=target.mailing_list is None, source="one-click")
-        db.session.commit()
-        return Response("Unsubscribed.\n", status=200, mimetype="text/plain")
+        return one_click(token)
+    target = target_of(token)
+    if target is None:
+        return invalid_link()
     everything = request.form.get("choice") == "all" or target.mailing_list is None
     scope = leave(target, everything=everything, source="link")
     db.session.commit()
     return render_done(token, target, scope)
+
+
+def one_click(token: str) -> ResponseReturnValue:
+    """RFC 8058: suppress on the link's list (everywhere for an all-mail link), commit, then
+    answer 200 with no redirect; a repeat answers the same and changes nothing (R-OC-6, R-OC-8).
+    The hot path of a post-campaign burst, so it reads and writes by id in two statements."""
+    try:
+        ids = decode(token)
+    except InvalidToken:
+        return invalid_link()
+    with direct_transaction() as transaction:
+        found = suppressions.suppress_by_link(
+            transaction, ids.address_id, ids.list_id, reason="unsubscribed", source="one-click"
+        )
+    if not found:
+        return invalid_link()
+    return Response("Unsubscribed.\n", status=200, mimetype="text/plain")
 
 
 def leave(target: LinkTarget, *, everything: bool, source: str) -> str:

@@ -1,10 +1,12 @@
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import OperationalError
 
 from suppress import tokens
 from suppress.lists import create_list
-from suppress.models import Address, AuditEntry, Suppression, db
+from suppress.models import Address, AuditEntry, MailingList, Suppression, db, utcnow
 from suppress.suppressions import suppress, suppressions_for
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
@@ -81,14 +83,35 @@ def test_one_click_post_is_committed_before_the_answer(client, token, database_u
     assert count == 1
 
 
-def test_one_click_post_answers_5xx_when_the_commit_fails(client, token, monkeypatch):
-    """R-OC-8: never 2xx for an unsubscribe that was not stored."""
+class CommitFails:
+    """A pooled connection whose commit fails, as it does on a full or failing disk."""
 
+    def __init__(self, connection):
+        self.connection = connection
+
+    def __getattr__(self, name):
+        return getattr(self.connection, name)
+
+    def commit(self):
+        raise db.engine.dialect.loaded_dbapi.OperationalError("disk I/O error")
+
+
+def test_one_click_post_answers_5xx_when_the_commit_fails(app, client, token, monkeypatch):
+    """R-OC-8: never 2xx for an unsubscribe that was not stored."""
+    raw_connection = db.engine.raw_connection
+    monkeypatch.setattr(db.engine, "raw_connection", lambda: CommitFails(raw_connection()))
+    response = client.post(f"/u/{token}", data=ONE_CLICK)
+    assert response.status_code == 500
+    monkeypatch.undo()
+    assert count_suppressions() == 0
+
+
+def test_the_page_form_answers_5xx_when_the_commit_fails(client, token, monkeypatch):
     def failing_commit():
         raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
 
     monkeypatch.setattr(db.session, "commit", failing_commit)
-    response = client.post(f"/u/{token}", data=ONE_CLICK)
+    response = client.post(f"/u/{token}", data={"choice": "list"})
     assert response.status_code == 500
     monkeypatch.undo()
     assert count_suppressions() == 0
@@ -101,6 +124,66 @@ def test_repeated_one_click_posts_answer_200_and_keep_one_row(client, token):
     created = {row.created_at for row in db.session.scalars(select(Suppression))}
     assert count_suppressions() == 1
     assert len(created) == 1
+    assert audited() == [("one-click", "suppression.add", "news")]
+
+
+def audited():
+    entries = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id))
+    return [(entry.actor, entry.action, entry.scope) for entry in entries]
+
+
+def test_one_click_is_audited_by_hash_with_the_reason_and_source(client, token):
+    client.post(f"/u/{token}", data=ONE_CLICK)
+    entry = db.session.scalars(select(AuditEntry)).one()
+    assert entry.email_hash == suppressions_for("matti@yritys.fi")[0].email_hash
+    assert entry.detail == {"reason": "unsubscribed", "source": "one-click"}
+    assert "matti" not in repr((entry.why, entry.detail, entry.actor))
+
+
+def test_one_click_keeps_a_stronger_suppression_as_it_is(client, token):
+    suppress("matti@yritys.fi", reason="complained", source="webhook:ses", scope="news")
+    db.session.commit()
+    assert client.post(f"/u/{token}", data=ONE_CLICK).status_code == 200
+    assert stored() == {("news", "complained", "webhook:ses")}
+    assert [action for _, action, _ in audited()] == ["suppression.add"]
+
+
+def test_one_click_strengthens_a_weaker_suppression_keeping_its_date(client, token):
+    first = suppress("matti@yritys.fi", reason="imported", source="import:crm", scope="news")
+    db.session.commit()
+    assert client.post(f"/u/{token}", data=ONE_CLICK).status_code == 200
+    assert stored() == {("news", "unsubscribed", "one-click")}
+    assert suppressions_for("matti@yritys.fi")[0].created_at == first.created_at
+    assert audited()[-1] == ("one-click", "suppression.update", "news")
+
+
+def test_one_click_replaces_a_lapsed_soft_bounce(client, token):
+    lapsed = utcnow() - timedelta(days=1)
+    suppress(
+        "matti@yritys.fi",
+        reason="soft_bounced",
+        source="webhook:ses",
+        scope="news",
+        expires_at=lapsed,
+    )
+    db.session.commit()
+    assert client.post(f"/u/{token}", data=ONE_CLICK).status_code == 200
+    assert stored() == {("news", "unsubscribed", "one-click")}
+    assert audited()[-1] == ("one-click", "suppression.add", "news")  # it starts afresh
+
+
+@pytest.mark.parametrize("gone", ["address", "list"])
+def test_one_click_for_an_address_or_list_that_is_gone_stores_nothing(client, token, gone):
+    """A genuine token whose address was deleted, or whose list was, is an invalid link."""
+    address_id = db.session.scalar(select(Address.id))
+    list_id = db.session.scalar(select(MailingList.id).where(MailingList.slug == "news"))
+    ids = [address_id + 1000, list_id] if gone == "address" else [address_id, list_id + 1000]
+    with client.application.test_request_context():
+        forged = tokens._serializer().dumps(ids)
+    response = client.post(f"/u/{forged}", data=ONE_CLICK)
+    assert response.status_code == 404
+    assert count_suppressions() == 0
+    assert audited() == []
 
 
 def test_one_click_works_with_csrf_protection_on_and_another_users_cookie(client, token):
