@@ -12,7 +12,7 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
 
-from suppress import cli, database, errors, health, i18n, inbound, unsubscribe
+from suppress import cli, database, errors, health, i18n, inbound, unsubscribe, webhooks
 from suppress.config import load_into, secret_key_from
 from suppress.models import db
 
@@ -54,8 +54,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     csrf.exempt(unsubscribe.bp)
     csrf.exempt(inbound.bp)
+    csrf.exempt(webhooks.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(unsubscribe.bp)
     cli.init_app(app)
     inbound.init_app(app)
+    webhooks.init_app(app)
     return app

@@ -7,6 +7,7 @@ cannot be reached says so (without the URL, which may hold a password) instead o
 import csv
 import getpass
 import hashlib
+import json
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -20,8 +21,8 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import OperationalError
 
-from suppress import lists, suppressions, tokens
-from suppress.addresses import InvalidAddress, normalise
+from suppress import events, lists, suppressions, tokens
+from suppress.addresses import InvalidAddress, normalise, normalise_and_hash
 from suppress.csvfiles import CsvError, CsvFile, CsvRow
 from suppress.models import GLOBAL_SCOPE, REASONS, Suppression, db
 from suppress.tokens import MAX_CAMPAIGN_LENGTH
@@ -39,13 +40,17 @@ EXPORT_COLUMNS = (
 )
 PROGRESS_EVERY_ROWS = 10_000
 
+SUPPRESSING_EVENTS = ("bounced", "complained", "unsubscribed", "resubscribed")
+
 suppressions_cli = AppGroup("suppressions", help="Add, lift, check, import and export.")
 lists_cli = AppGroup("lists", help="Mailing lists (the scopes of list-level suppressions).")
+events_cli = AppGroup("events", help="The events the ESPs reported.")
 
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(suppressions_cli)
     app.cli.add_command(lists_cli)
+    app.cli.add_command(events_cli)
     app.cli.add_command(unsubscribe_link_command)
 
 
@@ -157,6 +162,15 @@ def check_command(email: str) -> None:
             f"  {row.scope}: {row.reason} from {row.source}, "
             f"since {row.created_at:%F %H:%M} UTC{expires} [{state}]"
         )
+    reported = events.events_for(normalise_and_hash(email)[1], SUPPRESSING_EVENTS)
+    if reported:
+        click.echo("  reported by the ESPs:")
+    for event in reported:
+        detail = f" ({event.bounce_class})" if event.bounce_class else ""
+        on_list = event.list_slug or event.list_ref
+        detail += f" on {on_list}" if on_list else ""
+        when = f"{event.occurred_at:%F %H:%M} UTC"
+        click.echo(f"    {when} {event.provider}: {event.type}{detail}")
 
 
 @suppressions_cli.command("import")
@@ -303,3 +317,19 @@ def create_list_command(slug: str, name: str | None, description: str | None) ->
     mailing_list = lists.create_list(slug, name or slug, description)
     db.session.commit()
     click.echo(f"created list {mailing_list.slug}")
+
+
+@events_cli.command("export")
+@click.option("--since", help="Only events from this time on (ISO 8601; UTC unless given).")
+@click.option("--provider", help="Only this provider's events (its slug).")
+@click.option("--address", "email", help="Only this address's events.")
+@click.option("--out", default="-", help="File to write (default: standard output).")
+@domain_command
+def export_events_command(
+    since: str | None, provider: str | None, email: str | None, out: str
+) -> None:
+    """Write the stored events as JSON lines, oldest first."""
+    digest = normalise_and_hash(email)[1] if email else None
+    with click.open_file(out, "w", encoding="utf-8") as stream:
+        for record in events.exported_events(iso_datetime(since), provider, digest):
+            stream.write(json.dumps(record, ensure_ascii=False) + "\n")

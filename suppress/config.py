@@ -217,6 +217,29 @@ DEFAULTS: dict[str, Setting] = {
         _optional_text,
         "HTTP Basic password for `POST /inbound/mail`; while unset, the route answers 503.",
     ),
+    "WEBHOOK_PROVIDERS": Setting(
+        frozenset(),
+        _word_list,
+        "Providers whose webhooks are received (comma-separated slugs). Setting any of a "
+        "provider's `SUPPRESS_<SLUG>_*` variables enables it too.",
+    ),
+    "WEBHOOK_MAX_BYTES": Setting(
+        5_000_000, _positive_int, "Largest webhook body accepted; a larger one is answered 413."
+    ),
+    "SOFT_BOUNCE_LIMIT": Setting(
+        3, _positive_int, "Soft bounces, with no delivery between, that suppress an address."
+    ),
+    "SOFT_BOUNCE_WINDOW_DAYS": Setting(
+        30, _positive_int, "The days within which those soft bounces must fall."
+    ),
+    "SOFT_BOUNCE_SUPPRESSION_DAYS": Setting(
+        30, _positive_int, "How long a soft-bounce suppression lasts, in days."
+    ),
+    "MACHINE_OPEN_SECONDS": Setting(
+        10,
+        _positive_int,
+        "An open or click this soon after delivery is taken as a proxy or scanner, not a person.",
+    ),
     "LOG_LEVEL": Setting("INFO", _log_level, "Log level: DEBUG, INFO, WARNING or ERROR."),
 }
 

@@ -11,8 +11,11 @@ from typing import Any
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     DateTime,
+    Index,
+    Integer,
     MetaData,
     String,
     Text,
@@ -35,6 +38,22 @@ REASONS = (
     "erased",
 )
 ADDRESS_KINDS = ("b2b", "consumer", "role")
+EVENT_TYPES = (
+    "sent",
+    "delivered",
+    "deferred",
+    "bounced",
+    "dropped",
+    "opened",
+    "clicked",
+    "complained",
+    "unsubscribed",
+    "resubscribed",
+    "unknown",
+)
+# ``policy``: a rejection caused by the sender's own set-up (RULES.md R-MBP-6), never the
+# recipient's mailbox, so it suppresses nobody.
+BOUNCE_CLASSES = ("hard", "soft", "policy")
 
 # Stable constraint names, so that migrations (and SQLite's batch mode) can refer to them.
 NAMING_CONVENTION = {
@@ -110,6 +129,9 @@ class Address(db.Model):
     last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_clicked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The last *active* contact (a human click, not an open): prospects are kept from it
+    # (RULES.md R-RET-2).
+    last_active_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -168,6 +190,42 @@ class AuditEntry(db.Model):
     scope: Mapped[str | None] = mapped_column(String(64))
     why: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Event(db.Model):
+    """One thing an ESP reported about one recipient, in the vocabulary of DESIGN §5.
+
+    Keyed by the address hash, not the address, so the event log holds no address in clear and
+    survives the person's erasure only as a hash. ``machine`` marks opens and clicks made by
+    privacy proxies and security scanners, which never count as engagement.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_event_id"),
+        CheckConstraint(_in("type", EVENT_TYPES), name="type"),
+        Index("ix_events_email_hash_type_occurred_at", "email_hash", "type", "occurred_at"),
+        Index("ix_events_provider_message_id", "provider", "message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_event_id: Mapped[str] = mapped_column(String(255))
+    type: Mapped[str] = mapped_column(String(16))
+    raw_type: Mapped[str] = mapped_column(String(100))
+    email_hash: Mapped[str | None] = mapped_column(String(64))
+    bounce_class: Mapped[str | None] = mapped_column(String(8))
+    diagnostic: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    list_ref: Mapped[str | None] = mapped_column(String(255))
+    list_slug: Mapped[str | None] = mapped_column(String(64))
+    campaign: Mapped[str | None] = mapped_column(String(255))
+    url: Mapped[str | None] = mapped_column(Text)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(Text)
+    machine: Mapped[bool] = mapped_column(default=False)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class AuditIsAppendOnly(RuntimeError):

@@ -29,6 +29,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    delete,
     exists,
     func,
     insert,
@@ -206,6 +207,73 @@ def suppress_by_link(
     return True
 
 
+def suppress_hashed(
+    transaction: DirectTransaction,
+    email: str,
+    digest: str,
+    *,
+    reason: str,
+    source: str,
+    scope: str = GLOBAL_SCOPE,
+    expires_at: datetime | None = None,
+) -> bool:
+    """``suppress`` on a direct transaction, for an address already normalised and hashed
+    (webhook events); True when something was written. The scope must exist."""
+    row = {
+        "email_hash": digest,
+        "email": email,
+        "scope": scope,
+        "reason": check_reason(reason),
+        "source": source,
+        "note": None,
+        "created_at": utcnow(),
+        "expires_at": expires_at,
+    }
+    written = transaction.run(_DIRECT_UPSERT, **row).fetchone()
+    if written is None:
+        return False
+    action = "suppression.add" if written[2] else "suppression.update"
+    transaction.run(
+        _DIRECT_AUDIT_INSERT, **_audit_entry(source, action, digest, scope, reason, source)
+    )
+    return True
+
+
+def lift_unsubscribe(
+    transaction: DirectTransaction, digest: str, scope: str, *, actor: str
+) -> bool:
+    """Undo an unsubscribe, and only an unsubscribe, on a direct transaction: what a provider's
+    re-subscribe event may do (a complaint, bounce or objection stays). True when lifted."""
+    lifted = transaction.run(_LIFT_UNSUBSCRIBE, email_hash=digest, scope=scope).fetchone()
+    if lifted is None:
+        return False
+    entry = _audit_entry(actor, "suppression.lift", digest, scope, "unsubscribed", lifted[0])
+    transaction.run(_DIRECT_AUDIT_INSERT, **entry)
+    return True
+
+
+def _written_columns(created_at: ColumnElement[Any]) -> tuple[ColumnElement[Any], ...]:
+    """What a direct upsert hands back: the row's key, and whether it was newly added."""
+    columns = Suppression.__table__.c
+    return (columns.email_hash, columns.scope, columns.created_at == created_at)
+
+
+_DIRECT_UPSERT = Prepared(
+    lambda dialect: _upsert(dialect, _bound_row_in_known_scope()).returning(
+        *_written_columns(bindparam("created_at", type_=Suppression.__table__.c.created_at.type))
+    )
+)
+_LIFT_UNSUBSCRIBE = Prepared(
+    delete(Suppression)
+    .where(
+        Suppression.email_hash == bindparam("email_hash"),
+        Suppression.scope == bindparam("scope"),
+        Suppression.reason == literal_column("'unsubscribed'"),
+    )
+    .returning(Suppression.source)
+)
+
+
 def _link_upsert(to_list: bool) -> Prepared:
     """The upsert of a link's address, reading the address and the list by their ids."""
     columns = Suppression.__table__.c
@@ -223,8 +291,7 @@ def _link_upsert(to_list: bool) -> Prepared:
     ).where(Address.id == bindparam("address_id"))
     if to_list:
         rows = rows.join(MailingList, MailingList.id == bindparam("list_id"))
-    returning = (columns.email_hash, columns.scope, (columns.created_at == created_at))
-    return Prepared(lambda dialect: _upsert(dialect, rows).returning(*returning))
+    return Prepared(lambda dialect: _upsert(dialect, rows).returning(*_written_columns(created_at)))
 
 
 _LINK_UPSERT_TO_LIST = _link_upsert(to_list=True)

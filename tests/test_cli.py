@@ -1,9 +1,15 @@
 import hashlib
+import json
+from datetime import UTC, datetime
 
 import pytest
+from flask import current_app
 from sqlalchemy import func, select
 
+from suppress.database import direct_transaction
+from suppress.events import Rules, record_events
 from suppress.models import AuditEntry, Suppression, db
+from suppress.providers.base import Event
 from suppress.suppressions import is_suppressed
 
 
@@ -252,3 +258,63 @@ def test_check_uses_the_operators_extra_role_names_and_consumer_domains(make_app
     for email in ("a@kotiposti.fi", "a@ÄÖ.fi"):
         output = cli.invoke(args=["suppressions", "check", email]).output
         assert "(consumer address)" in output
+
+
+def record_sample_events():
+    rules = Rules.from_config(current_app.config)
+    at = datetime(2026, 11, 2, 8, 30, tzinfo=UTC)
+    sample = [
+        Event("mailgun", "e1", "delivered", "a@b.fi", at, "delivered", message_id="m1"),
+        Event("mailgun", "e2", "bounced", "a@b.fi", at, "failed", bounce_class="hard"),
+        Event("sendgrid", "e3", "opened", "c@d.fi", at, "open", machine=True),
+    ]
+    with direct_transaction() as transaction:
+        record_events(transaction, "mailgun", sample[:2], rules)
+        record_events(transaction, "sendgrid", sample[2:], rules)
+
+
+def test_check_shows_the_events_behind_a_suppression(runner):
+    record_sample_events()
+    output = run(runner, "suppressions", "check", "A@B.fi").output
+    assert "global: bounced from webhook:mailgun" in output
+    assert "2026-11-02 08:30 UTC mailgun: bounced (hard)" in output
+    assert "delivered" not in output
+
+
+def test_events_export_writes_one_json_object_per_event(runner):
+    ensure = run(runner, "unsubscribe-link", "a@b.fi")
+    assert ensure.exit_code == 0
+    record_sample_events()
+    exported = run(runner, "events", "export")
+    records = [json.loads(line) for line in exported.output.splitlines()]
+    assert [record["type"] for record in records] == ["delivered", "bounced", "opened"]
+    assert records[0] == {
+        "provider": "mailgun",
+        "provider_event_id": "e1",
+        "type": "delivered",
+        "bounce_class": None,
+        "address": "a@b.fi",
+        "occurred_at": "2026-11-02T08:30:00+00:00",
+        "machine": False,
+        "list": None,
+        "campaign": None,
+        "message_id": "m1",
+        "url": None,
+    }
+    assert records[2]["address"] is None  # not in the register
+    assert records[2]["machine"] is True
+
+
+def test_events_export_filters_by_provider_address_and_time(runner):
+    record_sample_events()
+    by_provider = run(runner, "events", "export", "--provider", "sendgrid").output
+    assert [json.loads(line)["type"] for line in by_provider.splitlines()] == ["opened"]
+    by_address = run(runner, "events", "export", "--address", "A@b.FI").output
+    assert len(by_address.splitlines()) == 2
+    assert run(runner, "events", "export", "--since", "2026-11-03").output == ""
+
+
+def test_events_export_refuses_a_bad_time(runner):
+    refused = run(runner, "events", "export", "--since", "yesterday")
+    assert refused.exit_code == 2
+    assert "not an ISO 8601 date or time" in refused.output

@@ -1,0 +1,271 @@
+"""Mailgun webhooks: one signed JSON event per POST turned into an Event.
+
+Owns verifying Mailgun's in-body HMAC signature, refusing replays, and reading Mailgun's event
+vocabulary (PROVIDERS.md § mailgun). It never touches the database: ``events.py`` decides what
+an event means. The API settings are read here for the sync job.
+
+Only the current JSON webhooks are supported. Legacy form-encoded webhooks (flat ``token`` /
+``timestamp`` / ``signature`` fields and other event names) are read-only at Mailgun since
+April 2023 and were retired in October 2023 (Mailgun Help, "Legacy Webhooks"); such a body
+has no signature object and is refused.
+
+Our own metadata rides in Mailgun's custom variables (``v:campaign``), which arrive as
+``user-variables``.
+"""
+
+import hashlib
+import hmac
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, ClassVar
+
+from suppress.config import Setting
+from suppress.providers.base import (
+    REQUIRED,
+    Delivery,
+    Event,
+    Malformed,
+    Provider,
+    Rejected,
+    Reply,
+    from_epoch,
+    load_json,
+    same,
+    seconds,
+    secrets_list,
+    text,
+    url,
+)
+
+CAMPAIGN_VARIABLE = "campaign"
+
+# "Securing Webhooks" suggests checking the timestamp but warns that "there can be delays in
+# webhook processing that are outside of Mailgun's control", so not too tight: 15 minutes.
+DEFAULT_TOLERANCE_SECONDS = 15 * 60
+# Tokens remembered at most; at 15 minutes that is over 100 events a second, sustained.
+MAX_REMEMBERED_TOKENS = 100_000
+
+# "Event Types" (user manual, Events): every event Mailgun reports.
+EVENT_TYPES = {
+    "accepted": "sent",
+    "rejected": "dropped",  # Mailgun refused the send request itself
+    "delivered": "delivered",
+    "failed": "bounced",  # refined by severity and reason, see _classify
+    "opened": "opened",
+    "clicked": "clicked",
+    "unsubscribed": "unsubscribed",
+    "complained": "complained",
+    "stored": "unknown",  # an inbound message stored for a route
+    "list_member_uploaded": "unknown",
+    "list_member_upload_error": "unknown",
+    "list_uploaded": "unknown",
+}
+
+# Stats API, "failed.permanent": "recipients previously bounced / unsubscribed / complained".
+# Mailgun did not send; the address was already on its own suppression list.
+SUPPRESSED_REASONS = frozenset({"suppress-bounce", "suppress-unsubscribe", "suppress-complaint"})
+# User manual, "Tracking Failures": reason "old" means Mailgun tried for more than 8 hours and
+# gave up; nothing says the address is bad, so it is a soft bounce whatever the severity.
+GAVE_UP_REASON = "old"
+# "Event Types", failed: severity=temporary is a temporary rejection Mailgun retries.
+SEVERITIES = {"permanent": ("bounced", "hard"), "temporary": ("deferred", None)}
+
+
+class SeenTokens:
+    """Signature tokens accepted within the tolerance, each with the body it signed.
+
+    Mailgun signs only the timestamp and token, not the event ("Securing Webhooks"), so a
+    captured signature could carry any other event: a token is honoured again only with the
+    very body it first came with. That body again is a retry of a request we could not store
+    (event-id dedupe makes it harmless); another body is a forgery. Kept in process (each
+    worker its own), bounded, oldest first out.
+    """
+
+    def __init__(self, limit: int):
+        self._limit = limit
+        self._seen: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def admits(self, token: str, body: bytes, now: float, lifetime: float) -> bool:
+        """Remember ``token`` with ``body`` for ``lifetime`` seconds; False when it was
+        remembered with another body."""
+        fingerprint = hashlib.sha256(body).hexdigest()
+        with self._lock:
+            self._forget_expired(now)
+            if token in self._seen:
+                return self._seen[token][1] == fingerprint
+            if len(self._seen) >= self._limit:
+                self._seen.popitem(last=False)
+            self._seen[token] = (now + lifetime, fingerprint)
+            return True
+
+    def _forget_expired(self, now: float) -> None:
+        while self._seen:
+            token, (expiry, _) = next(iter(self._seen.items()))
+            if expiry > now:
+                return
+            del self._seen[token]
+
+
+# Shared by every Mailgun provider in the process, so rebuilding one forgets nothing.
+SEEN_TOKENS = SeenTokens(MAX_REMEMBERED_TOKENS)
+
+
+class Mailgun(Provider):
+    slug = "mailgun"
+    name = "Mailgun"
+    SETTINGS: ClassVar[dict[str, Setting]] = {
+        "WEBHOOK_SIGNING_KEY": Setting(
+            REQUIRED,
+            secrets_list,
+            "HTTP webhook signing key(s), not the API key; comma-separated while a key rotates, "
+            "and the parent account's key for subaccount domains.",
+        ),
+        "WEBHOOK_TOLERANCE_SECONDS": Setting(
+            DEFAULT_TOLERANCE_SECONDS,
+            seconds,
+            "How far the signed timestamp may be from now; tokens are remembered this long.",
+        ),
+        "API_KEY": Setting(None, text, "API key for pushing suppressions (sync job)."),
+        "API_URL": Setting(
+            "https://api.mailgun.net", url, "API base URL (EU: https://api.eu.mailgun.net)."
+        ),
+        "DOMAIN": Setting(None, text, "Sending domain whose suppression lists are synced."),
+    }
+
+    def verify(self, delivery: Delivery) -> None:
+        """hex HMAC-SHA256(key, timestamp + token) in the body ("Securing Webhooks")."""
+        signature, timestamp, token = _signature_block(delivery.body)
+        if not self._signed(signature, (timestamp + token).encode()):
+            raise Rejected("wrong Mailgun signature", 403)
+        now = time.time()
+        tolerance = self.settings["WEBHOOK_TOLERANCE_SECONDS"]
+        if abs(now - int(timestamp)) > tolerance:
+            raise Rejected("the Mailgun timestamp is outside the tolerance", 403)
+        if not SEEN_TOKENS.admits(token, delivery.body, now, tolerance):
+            raise Rejected("a Mailgun signature token seen before with another event", 403)
+
+    def handshake(self, delivery: Delivery) -> Reply | None:
+        """None: Mailgun has no set-up handshake; its webhook test posts a signed sample."""
+        return None
+
+    def parse(self, delivery: Delivery) -> list[Event]:
+        document = load_json(delivery.body)
+        data = document.get("event-data") if isinstance(document, dict) else None
+        if not isinstance(data, dict):
+            raise Malformed("a Mailgun body is an object with an event-data object")
+        raw = _required_text(data, "event")
+        kind, bounce_class = _classify(raw, data)
+        message = data.get("message") if isinstance(data.get("message"), dict) else {}
+        headers = message.get("headers") if isinstance(message.get("headers"), dict) else {}
+        return [
+            Event(
+                provider=self.slug,
+                provider_event_id=_event_id(data),
+                type=kind,
+                recipient=_recipient(data, raw, kind, headers),
+                occurred_at=from_epoch(data.get("timestamp")),
+                raw_type=raw,
+                bounce_class=bounce_class,
+                diagnostic=_diagnostic(data.get("delivery-status")),
+                message_id=_optional(headers.get("message-id")),
+                campaign=_campaign(data.get("user-variables")),
+                **_engagement(data),
+            )
+        ]
+
+    def _signed(self, signature: dict, message: bytes) -> bool:
+        # A subaccount's event also carries parent-signature, made with the parent account's
+        # key ("Securing Webhooks"); either verifies when its key is configured.
+        given = [signature.get(name) for name in ("signature", "parent-signature")]
+        matched = False
+        for key in self.settings["WEBHOOK_SIGNING_KEY"]:
+            expected = hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+            matched |= any(same(value, expected) for value in given if isinstance(value, str))
+        return matched
+
+
+def _signature_block(body: bytes) -> tuple[dict, str, str]:
+    """The body's signature object, its timestamp and its token; without them nothing proves
+    that Mailgun sent the request."""
+    try:
+        document = load_json(body)
+    except Malformed:
+        document = None
+    block = document.get("signature") if isinstance(document, dict) else None
+    if not isinstance(block, dict):
+        raise Rejected("no Mailgun signature in the body", 401)
+    timestamp, token = block.get("timestamp"), block.get("token")
+    # "Securing Webhooks" documents timestamp as an int; its examples send a string.
+    if isinstance(timestamp, int) and not isinstance(timestamp, bool):
+        timestamp = str(timestamp)
+    digits = isinstance(timestamp, str) and timestamp.isascii() and timestamp.isdigit()
+    if not digits or not isinstance(token, str) or not token:
+        raise Rejected("an incomplete Mailgun signature", 401)
+    return block, timestamp, token
+
+
+def _classify(raw: str, data: dict) -> tuple[str, str | None]:
+    if raw != "failed":
+        return EVENT_TYPES.get(raw, "unknown"), None
+    reason = data.get("reason")
+    if reason in SUPPRESSED_REASONS:
+        return "dropped", None
+    if reason == GAVE_UP_REASON:
+        return "bounced", "soft"
+    return SEVERITIES.get(data.get("severity"), ("unknown", None))
+
+
+def _event_id(data: dict) -> str:
+    # event-data.id is only unique within a day (anymail), so the event time joins it.
+    event_id = _required_text(data, "id")
+    return f"{event_id}:{data.get('timestamp')}"
+
+
+def _recipient(data: dict, raw: str, kind: str, headers: dict) -> str | None:
+    recipient = data.get("recipient")
+    if raw == "rejected" and not recipient:
+        # A rejected request may name no recipient; the message's To header still does.
+        recipient = headers.get("to")
+    if isinstance(recipient, str) and recipient.strip():
+        return recipient
+    if kind != "unknown" and raw != "rejected":
+        raise Malformed(f"a Mailgun {raw} event without its recipient")
+    return None
+
+
+def _diagnostic(status: Any) -> str | None:
+    """delivery-status code, enhanced code, message and description as one line, each once."""
+    if not isinstance(status, dict):
+        return None
+    fields = ("code", "enhanced-code", "message", "description")
+    parts = list(dict.fromkeys(filter(None, (_optional(status.get(f)) for f in fields))))
+    kept = [part for part in parts if not any(part != other and part in other for other in parts)]
+    return " ".join(kept) or None
+
+
+def _campaign(variables: Any) -> str | None:
+    return _optional(variables.get(CAMPAIGN_VARIABLE)) if isinstance(variables, dict) else None
+
+
+def _engagement(data: dict) -> dict[str, Any]:
+    client = data.get("client-info") if isinstance(data.get("client-info"), dict) else {}
+    return {
+        "url": _optional(data.get("url")),
+        "ip": _optional(data.get("ip")),
+        "user_agent": _optional(client.get("user-agent")),
+    }
+
+
+def _required_text(data: dict, field: str) -> str:
+    value = data.get(field)
+    if not isinstance(value, str) or not value.strip():
+        raise Malformed(f"a Mailgun event without {field}")
+    return value
+
+
+def _optional(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list, bool)):
+        return None
+    return str(value).strip() or None

@@ -1,0 +1,257 @@
+"""Postmark: verifying its webhook requests and turning its records into normalised events.
+
+Postmark signs nothing (developer/webhooks/webhooks-overview, "Protecting your webhook"): a request
+proves its origin only by the HTTP basic-auth credentials in the webhook URL and/or a secret
+custom header set through the Webhooks API (``HttpHeaders``). Every POST carries one JSON record
+whose ``RecordType`` selects its shape. This module reads wire formats only; ``events.py``
+decides what the events mean.
+"""
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from werkzeug.datastructures import Headers
+
+from suppress.config import ConfigError, Setting
+from suppress.providers.base import (
+    Delivery,
+    Event,
+    Malformed,
+    Provider,
+    Rejected,
+    check_basic_auth,
+    credentials_list,
+    from_iso,
+    load_json,
+    same,
+    secrets_list,
+    synthetic_id,
+    text,
+    url,
+)
+
+REALM = "suppress postmark webhook"
+
+# RecordType → normalised type where the record type alone decides it
+# (developer/webhooks: delivery-, spam-complaint-, open-tracking- and click-webhook).
+RECORD_TYPES: dict[str, str] = {
+    "Delivery": "delivered",
+    "SpamComplaint": "complained",
+    "Open": "opened",
+    "Click": "clicked",
+}
+
+# Bounce record ``Type`` → (normalised type, bounce class), one row per row of Postmark's
+# bounce-type table (developer/api/bounce-api, "Bounce types"). Map by ``Type``, never by
+# ``TypeCode``: the spam-complaint webhook example sends TypeCode 512, which the table gives to
+# SpamNotification.
+BOUNCE_TYPES: dict[str, tuple[str, str | None]] = {
+    "HardBounce": ("bounced", "hard"),
+    # "Message delayed/Undeliverable": the server could not deliver for now.
+    "Transient": ("bounced", "soft"),
+    # An "Unsubscribe or Remove request" reply to the message.
+    "Unsubscribe": ("unsubscribed", None),
+    # A reply asking to be added; an auto-classified email is no consent, so it never lifts a
+    # suppression.
+    "Subscribe": ("unknown", None),
+    "AutoResponder": ("unknown", None),
+    "AddressChange": ("unknown", None),
+    # "A temporary DNS error".
+    "DnsError": ("bounced", "soft"),
+    # The receiving server's filter, not the person: not a complaint.
+    "SpamNotification": ("bounced", "soft"),
+    "OpenRelayTest": ("unknown", None),
+    "Unknown": ("unknown", None),
+    "SoftBounce": ("bounced", "soft"),
+    # About our message's content, not the recipient's mailbox.
+    "VirusNotification": ("bounced", "soft"),
+    "ChallengeVerification": ("unknown", None),
+    "BadEmailAddress": ("bounced", "hard"),
+    "SpamComplaint": ("complained", None),
+    # Postmark refused to send: the address is already inactive on its side.
+    "ManuallyDeactivated": ("dropped", None),
+    "Unconfirmed": ("dropped", None),
+    # "ISP block" and DMARC rejections describe our domain, not the recipient (RULES R-MBP-6).
+    "Blocked": ("bounced", "soft"),
+    "DMARCPolicy": ("bounced", "soft"),
+    "SMTPApiError": ("unknown", None),
+    "InboundError": ("unknown", None),
+    "TemplateRenderingFailed": ("unknown", None),
+}
+
+# SubscriptionChange ``SuppressionReason`` when ``SuppressSending`` is true
+# (developer/webhooks/subscription-change-webhook). A recipient's unsubscribe arrives as
+# ManualSuppression; the bounce and spam-complaint webhooks do not exist on broadcast streams,
+# so these records are the only report of them there.
+SUPPRESSION_REASONS: dict[str, tuple[str, str | None]] = {
+    "HardBounce": ("bounced", "hard"),
+    "SpamComplaint": ("complained", None),
+    "ManualSuppression": ("unsubscribed", None),
+}
+
+# Where each record keeps its recipient and its event time (developer/webhooks/*).
+RECORD_FIELDS: dict[str, tuple[str, str]] = {
+    "Delivery": ("Recipient", "DeliveredAt"),
+    "Bounce": ("Email", "BouncedAt"),
+    "SpamComplaint": ("Email", "BouncedAt"),
+    "Open": ("Recipient", "ReceivedAt"),
+    "Click": ("Recipient", "ReceivedAt"),
+    "SubscriptionChange": ("Recipient", "ChangedAt"),
+}
+TIME_FIELDS = ("BouncedAt", "DeliveredAt", "ReceivedAt", "ChangedAt")
+# Bounce records (spam complaints included) carry Postmark's bounce ``ID``; the rest carry none.
+RECORDS_WITH_ID = ("Bounce", "SpamComplaint")
+
+
+def header_list(value: Any) -> tuple[tuple[str, str], ...]:
+    """Comma-separated ``Name: value`` pairs, so a header secret can rotate like a password."""
+    pairs = []
+    for item in secrets_list(value):
+        name, sep, secret = (part.strip() for part in item.partition(":"))
+        if not sep or not name or not secret or " " in name:
+            raise ValueError("expected Name: value")
+        pairs.append((name, secret))
+    return tuple(pairs)
+
+
+class Postmark(Provider):
+    slug = "postmark"
+    name = "Postmark"
+    SETTINGS: ClassVar[dict[str, Setting]] = {
+        "WEBHOOK_BASIC_AUTH": Setting(
+            None, credentials_list, "user:password in the webhook URL (comma-separated to rotate)"
+        ),
+        "WEBHOOK_HEADER": Setting(
+            None, header_list, "Name: value of a secret header set on the webhook (HttpHeaders)"
+        ),
+        "API_KEY": Setting(None, text, "server token for the suppressions API (sync)"),
+        "API_URL": Setting("https://api.postmarkapp.com", url, "Postmark API base URL"),
+        "MESSAGE_STREAM": Setting("outbound", text, "message stream the sync job pushes to"),
+    }
+
+    def __init__(self, config: Mapping[str, Any]):
+        super().__init__(config)
+        if not (self.settings["WEBHOOK_BASIC_AUTH"] or self.settings["WEBHOOK_HEADER"]):
+            raise ConfigError(
+                f"{self.variable('WEBHOOK_BASIC_AUTH')} or {self.variable('WEBHOOK_HEADER')} "
+                "must be set to use Postmark: its webhooks carry no signature"
+            )
+
+    def verify(self, delivery: Delivery) -> None:
+        """Every configured check must pass; failures answer 401, never 403, because a 403
+        makes Postmark stop retrying (support article "Understanding inbound webhook retries")
+        and a misconfiguration would then lose events silently."""
+        if self.settings["WEBHOOK_BASIC_AUTH"]:
+            check_basic_auth(delivery.headers, self.settings["WEBHOOK_BASIC_AUTH"], realm=REALM)
+        if self.settings["WEBHOOK_HEADER"]:
+            check_header(delivery.headers, self.settings["WEBHOOK_HEADER"])
+
+    def parse(self, delivery: Delivery) -> list[Event]:
+        record = load_json(delivery.body)
+        if not isinstance(record, dict):
+            raise Malformed("a Postmark webhook posts one JSON object")
+        record_type = required_text(record, "RecordType")
+        kind, bounce_class = classify(record_type, record)
+        recipient, occurred_raw = recipient_and_time(record_type, record)
+        return [
+            Event(
+                provider=self.slug,
+                provider_event_id=event_id(record_type, record, recipient, occurred_raw),
+                type=kind,
+                bounce_class=bounce_class,
+                recipient=recipient,
+                occurred_at=from_iso(occurred_raw),
+                raw_type=raw_type(record_type, record),
+                diagnostic=optional_text(record, "Details") or optional_text(record, "Description"),
+                message_id=optional_text(record, "MessageID"),
+                list_ref=stream_scope(record_type, record),
+                campaign=optional_text(record, "Tag"),
+                url=optional_text(record, "OriginalLink"),
+                ip=geo_ip(record),
+                user_agent=optional_text(record, "UserAgent"),
+            )
+        ]
+
+
+def check_header(headers: Headers, accepted: tuple[tuple[str, str], ...]) -> None:
+    """Raise Rejected unless one accepted header carries its secret; all are compared."""
+    matched = False
+    for name, secret in accepted:
+        matched |= same(headers.get(name, ""), secret)
+    if not matched:
+        raise Rejected("missing or wrong webhook header", status=401)
+
+
+def classify(record_type: str, record: Mapping[str, Any]) -> tuple[str, str | None]:
+    if record_type == "Bounce":
+        return BOUNCE_TYPES.get(required_text(record, "Type"), ("unknown", None))
+    if record_type == "SubscriptionChange":
+        return subscription_change(record)
+    return RECORD_TYPES.get(record_type, "unknown"), None
+
+
+def subscription_change(record: Mapping[str, Any]) -> tuple[str, str | None]:
+    """SuppressSending false is a reactivation; true is a suppression whose reason refines it.
+
+    A reason Postmark adds later still stops its sending, so it is honoured as an unsubscribe.
+    """
+    suppress = record.get("SuppressSending")
+    if not isinstance(suppress, bool):
+        raise Malformed("SubscriptionChange without a true/false SuppressSending")
+    if not suppress:
+        return "resubscribed", None
+    return SUPPRESSION_REASONS.get(record.get("SuppressionReason"), ("unsubscribed", None))
+
+
+def recipient_and_time(record_type: str, record: Mapping[str, Any]) -> tuple[str | None, str]:
+    """The recipient and the raw event time; a record type Postmark adds later is read from
+    whichever documented fields it has."""
+    if record_type in RECORD_FIELDS:
+        recipient_field, time_field = RECORD_FIELDS[record_type]
+        return required_text(record, recipient_field), required_text(record, time_field)
+    recipient = optional_text(record, "Recipient") or optional_text(record, "Email")
+    for time_field in TIME_FIELDS:
+        if time_field in record:
+            return recipient, required_text(record, time_field)
+    raise Malformed(f"{record_type} record without an event time")
+
+
+def event_id(
+    record_type: str, record: Mapping[str, Any], recipient: str | None, occurred_raw: str
+) -> str:
+    """Postmark's bounce ``ID`` where the record has one, else a synthetic id (PROVIDERS §0)."""
+    if record_type in RECORDS_WITH_ID:
+        bounce_id = record.get("ID")
+        if isinstance(bounce_id, bool) or not isinstance(bounce_id, int | str) or bounce_id == "":
+            raise Malformed(f"{record_type} record without an ID")
+        return str(bounce_id)
+    return synthetic_id("postmark", record_type, recipient, record.get("MessageID"), occurred_raw)
+
+
+def raw_type(record_type: str, record: Mapping[str, Any]) -> str:
+    """A bounce record is named by its bounce ``Type``, the name that decides what it means."""
+    return record["Type"] if record_type == "Bounce" else record_type
+
+
+def stream_scope(record_type: str, record: Mapping[str, Any]) -> str | None:
+    """Postmark suppresses per message stream, so a subscription change concerns that stream."""
+    if record_type == "SubscriptionChange":
+        return optional_text(record, "MessageStream")
+    return None
+
+
+def geo_ip(record: Mapping[str, Any]) -> str | None:
+    geo = record.get("Geo")
+    return optional_text(geo, "IP") if isinstance(geo, dict) else None
+
+
+def required_text(record: Mapping[str, Any], key: str) -> str:
+    value = record.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise Malformed(f"missing or empty {key}")
+    return value
+
+
+def optional_text(record: Mapping[str, Any], key: str) -> str | None:
+    value = record.get(key)
+    return value if isinstance(value, str) and value.strip() else None

@@ -1,0 +1,266 @@
+"""Twilio SendGrid's Event Webhook: ECDSA-signed JSON batches turned into Events.
+
+Owns verifying the Signed Event Webhook and reading SendGrid's event vocabulary (PROVIDERS.md
+§ sendgrid). It never touches the database: ``events.py`` decides what an event means. The
+API settings are read here for the sync job, which pushes unsubscribes to SendGrid.
+
+Our own metadata rides in SendGrid custom arguments, which SendGrid merges into every event at
+the top level (Event Webhook Reference, "Unique Arguments and Custom Arguments"): a custom
+argument ``campaign`` names the campaign.
+"""
+
+import base64
+import binascii
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from suppress.config import Setting
+from suppress.providers.base import (
+    REQUIRED,
+    Delivery,
+    Event,
+    Malformed,
+    Provider,
+    Rejected,
+    Reply,
+    from_epoch,
+    load_json,
+    seconds,
+    secrets_list,
+    slug_map,
+    synthetic_id,
+    text,
+    url,
+)
+
+SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
+TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
+CAMPAIGN_ARGUMENT = "campaign"
+
+# SendGrid documents no tolerance. It retries a failed POST "for up to 24 hours after the event
+# occurs" (Troubleshooting the Event Webhook) and does not say whether a retry is signed
+# afresh, so the window covers that day plus an hour of slack: a shorter one could turn an
+# outage into lost events. A replay inside the window is harmless, as sg_event_id dedupes it.
+DEFAULT_TOLERANCE_SECONDS = 25 * 60 * 60
+
+# Event Webhook Reference: delivery, engagement and account events.
+EVENT_TYPES = {
+    "processed": "sent",
+    "delivered": "delivered",
+    "deferred": "deferred",
+    "bounce": "bounced",  # also blocks: "type" says which (see _bounce_class)
+    "dropped": "dropped",
+    "open": "opened",
+    "click": "clicked",
+    "spamreport": "complained",
+    "unsubscribe": "unsubscribed",  # "Opt Out of All Emails": global
+    "group_unsubscribe": "unsubscribed",  # one unsubscribe group, asm_group_id
+    "group_resubscribe": "resubscribed",
+    "account_status_change": "unknown",  # about our account, names no recipient
+}
+
+# "Bounce and Block Classifications": these say the message or the sender was refused, not
+# that the address is bad. The Bounces API spells two of them "Technical Failure" and
+# "Frequency or Volume Too High", so both spellings are listed; compared lower-cased.
+SOFT_CLASSIFICATIONS = frozenset(
+    {
+        "technical",
+        "technical failure",
+        "content",
+        "reputation",
+        "frequency or volume",
+        "frequency or volume too high",
+    }
+)
+
+# Event Webhook Reference, `ip`: on delivery events it is SendGrid's sending IP, and only on
+# engagement events the recipient's, so only those carry an IP and a user agent into an Event.
+ENGAGEMENT_EVENTS = frozenset(
+    {"open", "click", "unsubscribe", "group_unsubscribe", "group_resubscribe"}
+)
+
+
+def verification_keys(value: Any) -> tuple[ec.EllipticCurvePublicKey, ...]:
+    """Each key as SendGrid shows it (base64 DER without PEM armour), loaded at start-up."""
+    return tuple(_public_key(item) for item in secrets_list(value))
+
+
+def _public_key(shown: str) -> ec.EllipticCurvePublicKey:
+    # A pasted PEM block works too: its armour lines are dropped and the base64 body kept.
+    body = "".join(line for line in shown.splitlines() if not line.startswith("-----"))
+    try:
+        der = base64.b64decode("".join(body.split()), validate=True)
+        key = serialization.load_der_public_key(der)
+    except (binascii.Error, ValueError, UnsupportedAlgorithm):
+        raise ValueError("expected the base64 verification key SendGrid shows") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise ValueError("expected an ECDSA P-256 public key")
+    return key
+
+
+class SendGrid(Provider):
+    slug = "sendgrid"
+    name = "Twilio SendGrid"
+    SETTINGS: ClassVar[dict[str, Setting]] = {
+        "WEBHOOK_VERIFICATION_KEY": Setting(
+            REQUIRED,
+            verification_keys,
+            "Signed Event Webhook verification key(s), base64 as SendGrid shows them; "
+            "comma-separated while a key rotates.",
+        ),
+        "WEBHOOK_TOLERANCE_SECONDS": Setting(
+            DEFAULT_TOLERANCE_SECONDS,
+            seconds,
+            "How far the signed timestamp may be from now; covers SendGrid's 24 h of retries.",
+        ),
+        "API_KEY": Setting(None, text, "API key for pushing unsubscribes (sync job)."),
+        "API_URL": Setting(
+            "https://api.sendgrid.com", url, "API base URL (EU subusers: api.eu.sendgrid.com)."
+        ),
+        "GROUP_IDS": Setting(
+            None, slug_map, "Our list slugs and SendGrid unsubscribe group ids: slug=id,..."
+        ),
+    }
+
+    def __init__(self, config: Mapping[str, Any]):
+        super().__init__(config)
+        groups = self.settings["GROUP_IDS"] or {}
+        self.group_slugs = {group: slug for slug, group in groups.items()}
+
+    def verify(self, delivery: Delivery) -> None:
+        """ECDSA over the timestamp header followed by the raw body (Event Webhook Security)."""
+        signature = delivery.headers.get(SIGNATURE_HEADER)
+        timestamp = delivery.headers.get(TIMESTAMP_HEADER)
+        if not signature or not timestamp:
+            raise Rejected("missing SendGrid signature headers", 401)
+        self._check_fresh(timestamp)
+        try:
+            der = base64.b64decode(signature, validate=True)
+        except binascii.Error:
+            raise Rejected("the SendGrid signature is not base64", 403) from None
+        signed = timestamp.encode("ascii") + delivery.body
+        if not any(_valid(key, der, signed) for key in self.settings["WEBHOOK_VERIFICATION_KEY"]):
+            raise Rejected("wrong SendGrid signature", 403)
+
+    def handshake(self, delivery: Delivery) -> Reply | None:
+        """None: SendGrid has no set-up handshake; its "Test Your Integration" posts a batch."""
+        return None
+
+    def parse(self, delivery: Delivery) -> list[Event]:
+        batch = load_batch(delivery.body)
+        return [self._event(item) for item in batch]
+
+    def _check_fresh(self, timestamp: str) -> None:
+        if not (timestamp.isascii() and timestamp.isdigit()):
+            raise Rejected("the SendGrid timestamp is not Unix seconds", 403)
+        if abs(time.time() - int(timestamp)) > self.settings["WEBHOOK_TOLERANCE_SECONDS"]:
+            raise Rejected("the SendGrid timestamp is outside the tolerance", 403)
+
+    def _event(self, item: Any) -> Event:
+        if not isinstance(item, dict):
+            raise Malformed("each SendGrid event is a JSON object")
+        raw = item.get("event")
+        if not isinstance(raw, str) or not raw:
+            raise Malformed("a SendGrid event without its name")
+        # The reference's reserved-keys example writes "Processed": match names case-blind.
+        kind = EVENT_TYPES.get(raw.lower(), "unknown")
+        recipient = _recipient(item, raw, kind)
+        message_id = _optional(item.get("sg_message_id") or item.get("smtp-id"))
+        list_ref = _list_ref(item, raw)
+        return Event(
+            provider=self.slug,
+            provider_event_id=_event_id(item, raw, recipient, message_id),
+            type=kind,
+            recipient=recipient,
+            occurred_at=from_epoch(item.get("timestamp")),
+            raw_type=raw,
+            bounce_class=_bounce_class(item) if kind == "bounced" else None,
+            diagnostic=_diagnostic(item),
+            message_id=message_id,
+            list_ref=list_ref,
+            list_slug=self.group_slugs.get(list_ref) if list_ref else None,
+            campaign=_optional(item.get(CAMPAIGN_ARGUMENT) or item.get("marketing_campaign_id")),
+            **_engagement(item, raw),
+        )
+
+
+def load_batch(body: bytes) -> list[Any]:
+    """The events of one POST: always a JSON array (Event Webhook Reference, "Events")."""
+    batch = load_json(body)
+    if not isinstance(batch, list):
+        raise Malformed("a SendGrid body is a JSON array of events")
+    return batch
+
+
+def _valid(key: ec.EllipticCurvePublicKey, der: bytes, signed: bytes) -> bool:
+    try:
+        key.verify(der, signed, ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def _optional(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list, bool)):
+        return None
+    return str(value).strip() or None
+
+
+def _recipient(item: dict, raw: str, kind: str) -> str | None:
+    email = item.get("email")
+    if isinstance(email, str) and email.strip():
+        return email
+    if kind != "unknown":
+        raise Malformed(f"a SendGrid {raw} event without its recipient")
+    return None
+
+
+def _event_id(item: dict, raw: str, recipient: str | None, message_id: str | None) -> str:
+    # sg_event_id is "unique for every event where sg_event_id is present" (Troubleshooting);
+    # legacy Marketing Email unsubscribes carry none, so those get a synthetic id.
+    event_id = item.get("sg_event_id")
+    if isinstance(event_id, str) and event_id:
+        return event_id
+    return synthetic_id("sendgrid", raw, recipient, message_id, item.get("timestamp"))
+
+
+def _bounce_class(item: dict) -> str:
+    # Event Webhook Reference, "Blocked": type=blocked is a temporary refusal of the message.
+    if str(item.get("type", "")).lower() == "blocked":
+        return "soft"
+    classification = str(item.get("bounce_classification") or "").strip().lower()
+    return "soft" if classification in SOFT_CLASSIFICATIONS else "hard"
+
+
+def _diagnostic(item: dict) -> str | None:
+    """The receiving server's reply, led by the status code when the reply lacks it."""
+    reply = _optional(item.get("reason") or item.get("response"))
+    status = _optional(item.get("status"))
+    if status and (reply is None or status not in reply):
+        return f"{status} {reply}" if reply else status
+    return reply
+
+
+def _list_ref(item: dict, raw: str) -> str | None:
+    # A global "unsubscribe" may still carry the group the message was sent in; it is an
+    # opt-out of all mail, so it names no list.
+    if raw.lower() == "unsubscribe":
+        return None
+    return _optional(item.get("asm_group_id"))
+
+
+def _engagement(item: dict, raw: str) -> dict[str, Any]:
+    engaged = raw.lower() in ENGAGEMENT_EVENTS
+    machine = item.get("sg_machine_open")
+    return {
+        "url": _optional(item.get("url")),
+        "ip": _optional(item.get("ip")) if engaged else None,
+        "user_agent": _optional(item.get("useragent")) if engaged else None,
+        # sg_machine_open: SendGrid's own verdict that an open was a machine's prefetch.
+        "machine": machine if isinstance(machine, bool) else None,
+    }

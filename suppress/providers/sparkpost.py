@@ -1,0 +1,222 @@
+"""SparkPost event webhooks: basic-auth-checked batches of ``msys`` events.
+
+Owns SparkPost's webhook format (a JSON array of ``{"msys": {"<class>": {...}}}``), its test
+batch, its event vocabulary and its bounce classification. SparkPost signs nothing, so the
+webhook's basic auth credentials are the only proof of origin. Stores nothing; ``events.py``
+decides what the events mean.
+"""
+
+import re
+from datetime import datetime
+from typing import Any, ClassVar
+
+from suppress.config import Setting
+from suppress.providers.base import (
+    REQUIRED,
+    Delivery,
+    Event,
+    Malformed,
+    Provider,
+    Reply,
+    check_basic_auth,
+    credentials_list,
+    from_epoch,
+    from_iso,
+    load_json,
+    synthetic_id,
+    text,
+    url,
+)
+
+# SparkPost API reference, Webhooks "Webhook Event Types", grouped by their msys class.
+EVENT_TYPES: dict[str, str] = {
+    # message_event
+    "injection": "sent",
+    "delivery": "delivered",
+    "delay": "deferred",
+    "bounce": "bounced",  # class from bounce_class, see BOUNCE_CLASSES
+    "out_of_band": "bounced",  # accepted first, bounced later; classified like a bounce
+    "policy_rejection": "dropped",  # SparkPost's own policy refused the message
+    "spam_complaint": "complained",
+    "sms_status": "unknown",  # SMS, not email
+    # track_event: initial_open is the pixel at the top of the message, open the one at the
+    # bottom; a clipped message only loads the first, so both are opens.
+    "initial_open": "opened",
+    "open": "opened",
+    "click": "clicked",
+    "amp_initial_open": "opened",
+    "amp_open": "opened",
+    "amp_click": "clicked",
+    # gen_event: the message was never generated for this recipient
+    "generation_failure": "dropped",
+    "generation_rejection": "dropped",
+    # unsubscribe_event: the List-Unsubscribe header, or a link marked data-msys-unsubscribe
+    "list_unsubscribe": "unsubscribed",
+    "link_unsubscribe": "unsubscribed",
+    # relay_event: inbound mail relayed to us; its rcpt_to is our own address
+    "relay_injection": "unknown",
+    "relay_rejection": "unknown",
+    "relay_delivery": "unknown",
+    "relay_tempfail": "unknown",
+    "relay_permfail": "unknown",
+    # ab_test_event and ingest_event: about tests and uploads, not about a recipient
+    "ab_test_completed": "unknown",
+    "ab_test_cancelled": "unknown",
+    "success": "unknown",
+    "error": "unknown",
+}
+# SparkPost support "Bounce Classification Codes": code -> (type, bounce class). Block codes
+# (50-54) name the receiver refusing the sender, so they are soft, never hard (RULES.md
+# R-MBP-6); Admin codes are SparkPost refusing to send.
+BOUNCE_CLASSES: dict[str, tuple[str, str | None]] = {
+    "1": ("bounced", "soft"),  # Undetermined
+    "10": ("bounced", "hard"),  # Invalid Recipient
+    "20": ("bounced", "soft"),  # Soft Bounce
+    "21": ("bounced", "soft"),  # DNS Failure
+    "22": ("bounced", "soft"),  # Mailbox Full
+    "23": ("bounced", "soft"),  # Too Large
+    "24": ("bounced", "soft"),  # Timeout
+    "25": ("dropped", None),  # Admin Failure: failed by SparkPost's configured policies
+    "26": ("dropped", None),  # Smart Send Suppression (Admin)
+    "30": ("bounced", "hard"),  # Generic Bounce: No RCPT
+    "40": ("bounced", "soft"),  # Generic Bounce
+    "50": ("bounced", "soft"),  # Mail Block
+    "51": ("bounced", "soft"),  # Spam Block
+    "52": ("bounced", "soft"),  # Spam Content
+    "53": ("bounced", "soft"),  # Prohibited Attachment
+    "54": ("bounced", "soft"),  # Relaying Denied
+    "60": ("bounced", "soft"),  # Auto-Reply (SparkPost files it as Soft)
+    "70": ("bounced", "soft"),  # Transient Failure
+    "80": ("unknown", None),  # Subscribe: a subscribe request came back, nothing failed
+    "90": ("unsubscribed", None),  # Unsubscribe: the reply is an unsubscribe request
+    "100": ("bounced", "soft"),  # Challenge-Response
+}
+# A code SparkPost adds later is not proof of a dead address.
+UNLISTED_BOUNCE = ("bounced", "soft")
+BOUNCE_TYPES = frozenset({"bounce", "out_of_band"})
+# Classes whose rcpt_to is the person we mailed (relay events name our inbound address).
+RECIPIENT_CLASSES = frozenset({"message_event", "track_event", "gen_event", "unsubscribe_event"})
+# Webhooks "Webhook Event Types": ip_address is the opener's or clicker's only in engagement
+# events; elsewhere it is the receiving MTA.
+ENGAGEMENT_CLASSES = frozenset({"track_event"})
+DIGITS = re.compile(r"\d+(\.\d+)?")
+REALM = "suppress sparkpost"
+
+
+def optional_text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def is_ping(batch: Any) -> bool:
+    """The test batch SparkPost posts when a webhook is created or validated (Webhooks,
+    "Validate a Webhook"): elements whose ``msys`` object is empty."""
+    return (
+        isinstance(batch, list)
+        and bool(batch)
+        and all(isinstance(item, dict) and item.get("msys") == {} for item in batch)
+    )
+
+
+def unwrap(element: Any) -> tuple[str, dict[str, Any]] | None:
+    """The class and fields of one batch element; None for an empty (test) element."""
+    msys = element.get("msys") if isinstance(element, dict) else None
+    if not isinstance(msys, dict):
+        raise Malformed("a batch element has no msys object")
+    if not msys:
+        return None
+    if len(msys) != 1:
+        raise Malformed(f"a batch element holds {len(msys)} event classes, not one")
+    [(event_class, fields)] = msys.items()
+    if not isinstance(fields, dict):
+        raise Malformed(f"the {event_class} is not an object")
+    return event_class, fields
+
+
+def event_time(value: Any) -> datetime:
+    """Webhook events carry Unix seconds as a string; the older event reference shows ISO
+    8601 with an offset. Both are read; anything else is Malformed."""
+    if value is None:
+        raise Malformed("the event has no timestamp")
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if numeric or (isinstance(value, str) and DIGITS.fullmatch(value)):
+        return from_epoch(value)
+    return from_iso(value)
+
+
+def classify(raw_type: str, fields: dict[str, Any]) -> tuple[str, str | None]:
+    """The normalised type and bounce class; bounces are classified by ``bounce_class``."""
+    if raw_type not in BOUNCE_TYPES:
+        return EVENT_TYPES.get(raw_type, "unknown"), None
+    return BOUNCE_CLASSES.get(str(fields.get("bounce_class")), UNLISTED_BOUNCE)
+
+
+class SparkPost(Provider):
+    slug: ClassVar[str] = "sparkpost"
+    name: ClassVar[str] = "SparkPost"
+    SETTINGS: ClassVar[dict[str, Setting]] = {
+        "WEBHOOK_BASIC_AUTH": Setting(
+            REQUIRED,
+            credentials_list,
+            "`user:password` pairs (comma-separated) the SparkPost webhook sends "
+            "(auth_type basic); SparkPost signs nothing else.",
+        ),
+        "API_KEY": Setting(None, text, "SparkPost API key (suppression sync)."),
+        "API_URL": Setting(
+            "https://api.sparkpost.com/api/v1",
+            url,
+            "SparkPost API base URL; `https://api.eu.sparkpost.com/api/v1` for EU accounts.",
+        ),
+    }
+
+    def verify(self, delivery: Delivery) -> None:
+        check_basic_auth(delivery.headers, self.settings["WEBHOOK_BASIC_AUTH"], realm=REALM)
+
+    def handshake(self, delivery: Delivery) -> Reply | None:
+        try:
+            batch = load_json(delivery.body)
+        except Malformed:
+            return None
+        return Reply() if is_ping(batch) else None
+
+    def parse(self, delivery: Delivery) -> list[Event]:
+        batch = load_json(delivery.body)
+        if not isinstance(batch, list):
+            raise Malformed("the body is not a JSON array of events")
+        events = []
+        for element in batch:
+            unwrapped = unwrap(element)
+            if unwrapped is not None:
+                events.append(self.event(*unwrapped))
+        return events
+
+    def event(self, event_class: str, fields: dict[str, Any]) -> Event:
+        raw_type = fields.get("type")
+        if not isinstance(raw_type, str) or not raw_type:
+            raise Malformed(f"a {event_class} has no type")
+        kind, bounce_class = classify(raw_type, fields)
+        recipient = None
+        if event_class in RECIPIENT_CLASSES:
+            # raw_rcpt_to is the address as sent; rcpt_to is SparkPost's lower-cased copy.
+            recipient = optional_text(fields.get("raw_rcpt_to")) or optional_text(
+                fields.get("rcpt_to")
+            )
+        message_id = optional_text(fields.get("message_id"))
+        engagement = event_class in ENGAGEMENT_CLASSES
+        return Event(
+            provider=self.slug,
+            provider_event_id=optional_text(fields.get("event_id"))
+            or synthetic_id(self.slug, raw_type, recipient, message_id, fields.get("timestamp")),
+            type=kind,
+            recipient=recipient,
+            occurred_at=event_time(fields.get("timestamp")),
+            raw_type=raw_type,
+            bounce_class=bounce_class,
+            diagnostic=optional_text(fields.get("raw_reason"))
+            or optional_text(fields.get("reason"))
+            or optional_text(fields.get("fbtype")),
+            message_id=message_id,
+            campaign=optional_text(fields.get("campaign_id")),
+            url=optional_text(fields.get("target_link_url")),
+            ip=optional_text(fields.get("ip_address")) if engagement else None,
+            user_agent=optional_text(fields.get("user_agent")),
+        )

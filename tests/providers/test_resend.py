@@ -1,0 +1,279 @@
+"""Resend webhooks: Svix signatures made for real with a test secret, and Resend's documented
+payloads (resend.com/docs "Event Types") turned into events."""
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from werkzeug.datastructures import Headers
+
+from suppress.config import ConfigError
+from suppress.providers.base import Delivery, Malformed, Rejected
+from suppress.providers.resend import EVENT_MAP, Resend
+
+PAYLOADS = Path(__file__).parent / "payloads" / "resend"
+URL = "https://suppress.example.net/webhooks/resend"
+KEY = b"resend-test-signing-key!"
+SECRET = "whsec_" + base64.b64encode(KEY).decode()
+SVIX_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
+
+
+def payload(name: str) -> bytes:
+    return (PAYLOADS / name).read_bytes()
+
+
+def retyped(name: str, raw_type: str, **data: object) -> bytes:
+    """A documented sample with another event type (and data fields) swapped in."""
+    document = json.loads(payload(name))
+    document["type"] = raw_type
+    document["data"].update(data)
+    return json.dumps(document).encode()
+
+
+def provider() -> Resend:
+    return Resend({"RESEND_WEBHOOK_SECRET": SECRET})
+
+
+def signature(body: bytes, stamp: str, key: bytes = KEY) -> str:
+    content = f"{SVIX_ID}.{stamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, content, hashlib.sha256).digest()).decode()
+
+
+def delivery(body: bytes, *, stamp: str | None = None, signed: bytes | None = None) -> Delivery:
+    stamp = stamp or str(int(time.time()))
+    headers = Headers(
+        {
+            "svix-id": SVIX_ID,
+            "svix-timestamp": stamp,
+            "svix-signature": signature(body if signed is None else signed, stamp),
+        }
+    )
+    return Delivery(method="POST", url=URL, headers=headers, body=body)
+
+
+def parse(body: bytes):
+    return provider().parse(delivery(body))
+
+
+def test_signed_bounce_verifies_and_parses_to_a_hard_bounce():
+    resend = provider()
+    request = delivery(payload("email.bounced.json"))
+
+    resend.verify(request)
+    [event] = resend.parse(request)
+
+    assert event.provider == "resend"
+    assert event.provider_event_id == SVIX_ID
+    assert (event.type, event.bounce_class) == ("bounced", "hard")
+    assert event.recipient == "ada@example.com"
+    assert event.raw_type == "email.bounced"
+    assert event.message_id == "56761188-7520-42d8-8898-ff6fc54ce618"
+    assert event.campaign == "8b146471-e88e-4322-86af-016cd36fd216"
+    # The event's created_at, not data.created_at (when the email was made).
+    assert event.occurred_at == datetime(2026, 2, 22, 23, 41, 12, 126000, tzinfo=UTC)
+
+
+def test_bounce_diagnostic_carries_the_smtp_reply():
+    """R-MBP-6: the SMTP text reaches events.py, which tells policy blocks from bad addresses."""
+    [event] = parse(payload("email.bounced-policy.json"))
+
+    assert "5.7.26" in event.diagnostic
+    assert event.diagnostic.startswith("smtp; 550 5.7.26")
+
+
+def test_webhook_header_names_are_not_accepted_for_resend():
+    body = payload("email.bounced.json")
+    request = delivery(body)
+    for name in ("id", "timestamp", "signature"):
+        request.headers[f"webhook-{name}"] = request.headers.pop(f"svix-{name}")
+
+    with pytest.raises(Rejected):
+        provider().verify(request)
+
+
+@pytest.mark.parametrize("header", ["svix-id", "svix-timestamp", "svix-signature"])
+def test_missing_header_is_rejected(header):
+    request = delivery(payload("email.bounced.json"))
+    del request.headers[header]
+
+    with pytest.raises(Rejected) as caught:
+        provider().verify(request)
+
+    assert caught.value.status == 401
+
+
+def test_signature_made_with_another_secret_is_rejected():
+    other = Resend({"RESEND_WEBHOOK_SECRET": "whsec_" + base64.b64encode(b"x" * 24).decode()})
+
+    with pytest.raises(Rejected) as caught:
+        other.verify(delivery(payload("email.bounced.json")))
+
+    assert caught.value.status == 401
+
+
+def test_tampered_body_is_rejected():
+    body = payload("email.bounced.json")
+
+    with pytest.raises(Rejected):
+        provider().verify(delivery(body.replace(b"Permanent", b"Transient"), signed=body))
+
+
+@pytest.mark.parametrize("offset", [-600, 600], ids=["old", "future"])
+def test_timestamp_beyond_five_minutes_is_rejected(offset):
+    with pytest.raises(Rejected):
+        provider().verify(
+            delivery(payload("email.bounced.json"), stamp=str(int(time.time()) + offset))
+        )
+
+
+def test_rotated_secrets_both_verify():
+    resend = Resend(
+        {"RESEND_WEBHOOK_SECRET": "whsec_" + base64.b64encode(b"y" * 24).decode() + f",{SECRET}"}
+    )
+
+    resend.verify(delivery(payload("email.bounced.json")))
+
+
+@pytest.mark.parametrize(
+    ("bounce_type", "bounce_class"),
+    [("Permanent", "hard"), ("Transient", "soft"), ("Temporary", "soft"), ("Undetermined", "soft")],
+)
+def test_bounce_type_gives_the_bounce_class(bounce_type, bounce_class):
+    body = retyped("email.bounced.json", "email.bounced", bounce={"type": bounce_type})
+
+    [event] = parse(body)
+
+    assert (event.type, event.bounce_class) == ("bounced", bounce_class)
+
+
+def test_bounce_without_details_is_hard_as_the_event_is_documented():
+    """ "Event Types": email.bounced is a permanent rejection by the recipient's server."""
+    document = json.loads(payload("email.bounced.json"))
+    del document["data"]["bounce"]
+
+    [event] = parse(json.dumps(document).encode())
+
+    assert (event.bounce_class, event.diagnostic) == ("hard", None)
+
+
+def test_click_carries_link_ip_and_user_agent():
+    [event] = parse(payload("email.clicked.json"))
+
+    assert event.type == "clicked"
+    assert event.url == "https://example.net/articles/42"
+    assert event.ip == "198.51.100.23"
+    assert event.user_agent == "Mozilla/5.0 (X11; Linux x86_64) Firefox/135.0"
+
+
+@pytest.mark.parametrize(
+    ("name", "diagnostic"),
+    [
+        ("email.failed.json", "reached_daily_quota"),
+        ("email.suppressed.json", "Resend has suppressed sending to this address"),
+    ],
+)
+def test_refused_send_is_dropped_with_the_reason(name, diagnostic):
+    [event] = parse(payload(name))
+
+    assert event.type == "dropped"
+    assert event.diagnostic.startswith(diagnostic)
+
+
+def test_every_recipient_in_to_gets_an_event_with_its_own_id():
+    events = parse(payload("email.delivered-two-recipients.json"))
+
+    assert [(event.recipient, event.provider_event_id) for event in events] == [
+        ("ada@example.com", f"{SVIX_ID}:ada@example.com"),
+        ("grace@example.org", f"{SVIX_ID}:grace@example.org"),
+    ]
+
+
+def test_contact_updated_to_unsubscribed_is_an_unsubscribe_from_its_audience():
+    [event] = parse(payload("contact.updated.json"))
+
+    assert (event.type, event.recipient) == ("unsubscribed", "ada@example.com")
+    assert event.list_ref == "78261eea-8f8b-4381-83c6-79fa7120f1cf"
+    assert event.occurred_at == datetime(2026, 2, 11, 23, 47, 56, 678000, tzinfo=UTC)
+
+
+def test_contact_updated_while_subscribed_is_unknown():
+    [event] = parse(retyped("contact.updated.json", "contact.updated", unsubscribed=False))
+
+    assert event.type == "unknown"
+
+
+def _documented_sample(raw_type: str) -> bytes:
+    if raw_type.startswith("contact."):
+        return retyped("contact.updated.json", raw_type, unsubscribed=False)
+    if raw_type.startswith("domain."):
+        return retyped("domain.created.json", raw_type)
+    return retyped("email.delivered.json", raw_type)
+
+
+@pytest.mark.parametrize(("raw_type", "kind"), sorted(EVENT_MAP.items()))
+def test_documented_event_type_maps_as_intended(raw_type, kind):
+    [event] = parse(_documented_sample(raw_type))
+
+    assert (event.raw_type, event.type) == (raw_type, kind)
+
+
+def test_expected_mapping_of_email_events():
+    assert {raw: kind for raw, kind in EVENT_MAP.items() if kind != "unknown"} == {
+        "email.sent": "sent",
+        "email.delivered": "delivered",
+        "email.delivery_delayed": "deferred",
+        "email.bounced": "bounced",
+        "email.complained": "complained",
+        "email.opened": "opened",
+        "email.clicked": "clicked",
+        "email.failed": "dropped",
+        "email.suppressed": "dropped",
+    }
+
+
+def test_domain_event_has_no_recipient():
+    [event] = parse(payload("domain.created.json"))
+
+    assert (event.type, event.recipient) == ("unknown", None)
+
+
+def test_undocumented_type_is_unknown_never_an_error():
+    [event] = parse(
+        json.dumps(
+            {"type": "email.teleported", "created_at": "2026-02-01T00:00:00Z", "data": {}}
+        ).encode()
+    )
+
+    assert (event.type, event.raw_type, event.recipient) == ("unknown", "email.teleported", None)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html>",
+        b"[]",
+        b'{"type": "email.sent", "created_at": "2026-02-01T00:00:00Z"}',
+        b'{"type": "email.sent", "data": {"to": ["a@example.com"]}}',
+        b'{"type": "email.sent", "created_at": "yesterday", "data": {"to": ["a@example.com"]}}',
+        b'{"type": "email.sent", "created_at": "2026-02-01T00:00:00Z", "data": {"to": []}}',
+        b'{"type": "contact.updated", "created_at": "2026-02-01T00:00:00Z", "data": {"id": "c"}}',
+    ],
+    ids=["html", "array", "no-data", "no-time", "bad-time", "no-recipient", "contact-no-email"],
+)
+def test_body_not_as_documented_is_malformed(body):
+    with pytest.raises(Malformed):
+        parse(body)
+
+
+def test_missing_secret_names_the_variable():
+    with pytest.raises(ConfigError, match="SUPPRESS_RESEND_WEBHOOK_SECRET"):
+        Resend({"RESEND_API_KEY": "re_123"})
+
+
+def test_api_url_defaults_to_resend():
+    assert provider().settings["API_URL"] == "https://api.resend.com"

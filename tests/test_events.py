@@ -1,0 +1,267 @@
+import itertools
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from suppress.addresses import email_hash
+from suppress.database import direct_transaction
+from suppress.events import Rules, record_events
+from suppress.lists import create_list, ensure_address
+from suppress.models import Address, AuditEntry, Suppression, db
+from suppress.models import Event as StoredEvent
+from suppress.providers.base import Event
+from suppress.suppressions import suppress
+
+MATTI = "matti@yritys.fi"
+START = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+RULES = Rules(
+    soft_bounce_limit=3,
+    soft_bounce_window=timedelta(days=30),
+    soft_bounce_suppression=timedelta(days=30),
+    machine_open_window=timedelta(seconds=10),
+)
+ids = itertools.count(1)
+
+
+def event(kind: str, recipient: str | None = MATTI, **fields) -> Event:
+    fields.setdefault("occurred_at", START)
+    fields.setdefault("provider_event_id", f"evt-{next(ids)}")
+    return Event(provider="test", type=kind, recipient=recipient, raw_type=kind, **fields)
+
+
+def record(*events: Event):
+    with direct_transaction() as transaction:
+        return record_events(transaction, "test", list(events), RULES)
+
+
+def suppressed() -> set[tuple[str, str, str]]:
+    db.session.expire_all()
+    rows = db.session.scalars(select(Suppression))
+    return {(row.scope, row.reason, row.source) for row in rows}
+
+
+def stored_events() -> list[StoredEvent]:
+    db.session.expire_all()
+    return db.session.scalars(select(StoredEvent).order_by(StoredEvent.id)).all()
+
+
+@pytest.fixture
+def matti(app) -> Address:
+    address = ensure_address(MATTI)
+    db.session.commit()
+    return address
+
+
+def address_row() -> Address:
+    db.session.expire_all()
+    return db.session.scalars(select(Address).where(Address.email == MATTI)).one()
+
+
+def test_a_hard_bounce_suppresses_everywhere(app):
+    record(event("bounced", bounce_class="hard", diagnostic="550 5.1.1 user unknown"))
+    assert suppressed() == {("global", "bounced", "webhook:test")}
+    entry = db.session.scalars(select(AuditEntry)).one()
+    assert (entry.actor, entry.action, entry.email_hash) == (
+        "webhook:test",
+        "suppression.add",
+        email_hash(MATTI),
+    )
+
+
+def test_a_complaint_suppresses_everywhere(app):
+    """R-MBP-4 (a): before the webhook answers."""
+    record(event("complained"))
+    assert suppressed() == {("global", "complained", "webhook:test")}
+
+
+@pytest.mark.parametrize(
+    "diagnostic",
+    [
+        "550 5.7.515 Access denied, sending domain does not meet the required authentication",
+        "550-5.7.26 This mail is unauthenticated",
+        "421 4.7.23 The sending IP has no PTR record",
+    ],
+)
+def test_a_sender_side_rejection_suppresses_nobody(app, diagnostic, caplog):
+    """R-MBP-6: the code describes our domain, not the recipient."""
+    with caplog.at_level(logging.WARNING, logger="suppress.events"):
+        record(event("bounced", bounce_class="hard", diagnostic=diagnostic))
+    assert suppressed() == set()
+    assert stored_events()[0].bounce_class == "policy"
+    assert "sender-side rejection" in caplog.text
+    assert MATTI not in caplog.text
+
+
+def test_a_mailbox_code_that_merely_contains_a_policy_number_is_a_hard_bounce(app):
+    record(event("bounced", bounce_class="hard", diagnostic="550 5.1.10 recipient not found"))
+    assert suppressed() == {("global", "bounced", "webhook:test")}
+
+
+def test_an_unsubscribe_from_a_known_list_suppresses_on_that_list(app):
+    create_list("news", "Uutiskirje")
+    db.session.commit()
+    record(event("unsubscribed", list_slug="news", list_ref="grp-7"))
+    assert suppressed() == {("news", "unsubscribed", "webhook:test")}
+
+
+@pytest.mark.parametrize("list_slug", [None, "no-such-list"])
+def test_an_unsubscribe_without_a_list_we_know_suppresses_everywhere(app, list_slug):
+    record(event("unsubscribed", list_slug=list_slug))
+    assert suppressed() == {("global", "unsubscribed", "webhook:test")}
+
+
+def test_a_resubscribe_lifts_an_unsubscribe(app):
+    record(event("unsubscribed"))
+    record(event("resubscribed", occurred_at=START + timedelta(days=1)))
+    assert suppressed() == set()
+    actions = db.session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
+    assert actions == ["suppression.add", "suppression.lift"]
+
+
+@pytest.mark.parametrize("reason", ["complained", "bounced", "objected"])
+def test_a_resubscribe_never_lifts_anything_but_an_unsubscribe(app, reason):
+    suppress(MATTI, reason=reason, source="link")
+    db.session.commit()
+    record(event("resubscribed"))
+    assert suppressed() == {("global", reason, "link")}
+
+
+def soft_bounce(days: float) -> Event:
+    return event("bounced", bounce_class="soft", occurred_at=START + timedelta(days=days))
+
+
+def test_the_third_soft_bounce_in_a_month_suppresses_for_a_month(app):
+    record(soft_bounce(0), soft_bounce(10))
+    assert suppressed() == set()
+    record(soft_bounce(20))
+    row = db.session.scalars(select(Suppression)).one()
+    assert (row.scope, row.reason) == ("global", "soft_bounced")
+    assert row.expires_at == START + timedelta(days=50)
+
+
+def test_a_delivery_between_soft_bounces_starts_the_count_again(app):
+    record(
+        soft_bounce(0), soft_bounce(1), event("delivered", occurred_at=START + timedelta(days=2))
+    )
+    record(soft_bounce(3), soft_bounce(4))
+    assert suppressed() == set()
+    record(soft_bounce(5))
+    assert suppressed() == {("global", "soft_bounced", "webhook:test")}
+
+
+def test_soft_bounces_further_apart_than_the_window_suppress_nobody(app):
+    record(soft_bounce(0), soft_bounce(20), soft_bounce(40))
+    assert suppressed() == set()
+
+
+def test_a_repeated_delivery_is_stored_once_and_acted_on_once(app, matti):
+    opened = event("opened", occurred_at=START + timedelta(hours=1))
+    first, second = record(opened), record(opened)
+    assert (first.received, first.stored) == (1, 1)
+    assert (second.received, second.stored) == (1, 0)
+    assert len(stored_events()) == 1
+    assert address_row().open_count == 1
+
+
+def test_the_same_event_twice_in_one_request_is_stored_once(app, matti):
+    opened = event("opened")
+    assert record(opened, opened).stored == 1
+    assert address_row().open_count == 1
+
+
+def test_a_large_batch_is_stored_whole(app):
+    batch = [event("delivered", recipient=f"person{n}@yritys.fi") for n in range(700)]
+    assert record(*batch).stored == 700
+    assert len(stored_events()) == 700
+
+
+def test_human_events_update_the_register(app, matti):
+    record(
+        event("sent", occurred_at=START),
+        event("delivered", occurred_at=START + timedelta(seconds=5), message_id="m1"),
+        event("opened", occurred_at=START + timedelta(hours=2), message_id="m1"),
+        event("clicked", occurred_at=START + timedelta(hours=3), message_id="m1"),
+    )
+    row = address_row()
+    assert (row.sent_count, row.open_count, row.click_count) == (1, 1, 1)
+    assert row.last_sent_at == START
+    assert row.last_opened_at == START + timedelta(hours=2)
+    assert row.last_clicked_at == row.last_active_at == START + timedelta(hours=3)
+
+
+def test_an_open_is_not_an_active_contact(app, matti):
+    """R-RET-2: opening can be accidental; clicking on a link can be a contact."""
+    record(event("opened"))
+    assert address_row().last_active_at is None
+
+
+def test_an_older_event_arriving_late_does_not_move_the_dates_back(app, matti):
+    record(event("opened", occurred_at=START + timedelta(days=2)))
+    record(event("opened", occurred_at=START))
+    row = address_row()
+    assert (row.open_count, row.last_opened_at) == (2, START + timedelta(days=2))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"machine": True},
+        {"user_agent": "Mozilla/5.0 (via ggpht.com GoogleImageProxy)"},
+        {"user_agent": "Mozilla/5.0 (compatible; Microsoft SafeLinks)"},
+    ],
+    ids=["provider-flag", "image-proxy", "scanner"],
+)
+def test_machine_opens_and_clicks_never_count(app, matti, fields):
+    record(event("opened", **fields), event("clicked", **fields))
+    row = address_row()
+    assert (row.open_count, row.click_count, row.last_active_at) == (0, 0, None)
+    assert all(stored.machine for stored in stored_events())
+
+
+def test_an_open_within_seconds_of_delivery_is_a_machine(app, matti):
+    record(event("delivered", message_id="m1"))
+    record(event("opened", message_id="m1", occurred_at=START + timedelta(seconds=3)))
+    assert address_row().open_count == 0
+    record(event("opened", message_id="m1", occurred_at=START + timedelta(minutes=30)))
+    assert address_row().open_count == 1
+
+
+@pytest.mark.parametrize("reason", ["objected", "erased"])
+def test_nothing_counts_for_a_person_who_objected(app, matti, reason):
+    """R-GDPR-10 (b): the objection stops profiling too."""
+    suppress(MATTI, reason=reason, source="link")
+    db.session.commit()
+    record(event("opened"), event("clicked"))
+    row = address_row()
+    assert (row.open_count, row.click_count) == (0, 0)
+    assert len(stored_events()) == 2
+
+
+def test_nothing_counts_for_a_restricted_person(app, matti):
+    matti.restricted = True
+    db.session.commit()
+    record(event("clicked"))
+    assert address_row().click_count == 0
+
+
+@pytest.mark.parametrize("recipient", [None, "", "not an address", "matti@@yritys.fi"])
+def test_an_event_without_a_usable_address_is_kept_without_one(app, recipient):
+    record(event("bounced", recipient=recipient, bounce_class="hard"))
+    assert [stored.email_hash for stored in stored_events()] == [None]
+    assert suppressed() == set()
+
+
+def test_the_event_log_holds_the_hash_not_the_address(app):
+    record(event("delivered", recipient="Matti@Yritys.FI"))
+    stored = stored_events()[0]
+    assert stored.email_hash == email_hash(MATTI)
+    assert MATTI not in repr(stored.__dict__)
+
+
+def test_a_very_long_provider_id_is_kept_stable(app):
+    long_id = "0100018c-" + "a" * 300 + ":matti@yritys.fi"
+    record(event("delivered", provider_event_id=long_id))
+    assert record(event("delivered", provider_event_id=long_id)).stored == 0
+    assert stored_events()[0].provider_event_id.startswith("sha256:")
