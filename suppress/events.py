@@ -1,7 +1,7 @@
 """Recording what the ESPs report: dedupe, store, and apply the rules of DESIGN §5.
 
-``record_events`` runs inside the caller's direct transaction, so a webhook answers 2xx only
-once every event of its request is committed, and a retry after a failure stores each event
+``record_events`` commits one transaction per call, so a webhook answers 2xx only once every
+event of its request is committed, and a retry after a failure stores each event
 once. The work is set-based: one multi-row INSERT per chunk of events finds which are new, and
 only new events change suppressions or engagement, so a repeated delivery changes nothing.
 
@@ -37,7 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from suppress import suppressions
 from suppress.addresses import InvalidAddress, normalise_and_hash
-from suppress.database import DirectTransaction, Prepared
+from suppress.database import DirectTransaction, Prepared, direct_reads, direct_transaction
 from suppress.models import GLOBAL_SCOPE, Address, MailingList, Suppression, db, utcnow
 from suppress.models import Event as StoredEvent
 from suppress.providers.base import Event
@@ -62,6 +62,7 @@ TEXT_LIMIT = 2000
 # repeating its last row, which the conflict clause then skips.
 CHUNK_SIZES = (1, 4, 16, 64, 256)
 ENGAGING = ("sent", "opened", "clicked")
+COLUMNS = tuple(column.name for column in StoredEvent.__table__.c if column.name != "id")
 
 
 @dataclass(frozen=True)
@@ -99,17 +100,22 @@ class _Row:
     email: str | None
 
 
-def record_events(
-    transaction: DirectTransaction, provider: str, events: Sequence[Event], rules: Rules
-) -> Recorded:
-    """Store ``events`` once each and apply the rules to the new ones."""
+def record_events(provider: str, events: Sequence[Event], rules: Rules) -> Recorded:
+    """Store ``events`` once each and apply the rules to the new ones, in one transaction
+    that has committed when this returns.
+
+    The rows are normalised before the transaction opens, so that on SQLite the writer's turn
+    (see ``direct_transaction``) is held for the database work alone.
+    """
     received_at = utcnow()
     rows = [_row(provider, event, received_at) for event in events]
-    _flag_early_opens(transaction, provider, rows, rules)
-    new = _insert_new(transaction, rows)
-    for row in new:
-        _apply(transaction, provider, row, rules)
-    _count_engagement(transaction, new)
+    _flag_early_opens(provider, rows, rules)
+    inserts = _inserts(rows, db.engine.dialect)
+    with direct_transaction() as transaction:
+        new = _insert_new(transaction, inserts, rows)
+        for row in new:
+            _apply(transaction, provider, row, rules)
+        _count_engagement(transaction, new)
     return Recorded(received=len(rows), stored=len(new))
 
 
@@ -169,44 +175,47 @@ def _clip(text: str | None, limit: int = TEXT_LIMIT) -> str | None:
     return text[:limit] if text else None
 
 
-def _flag_early_opens(
-    transaction: DirectTransaction, provider: str, rows: list[_Row], rules: Rules
-) -> None:
-    """An open or click within seconds of delivery is a proxy or scanner fetching the message
-    as it arrives, not a person reading it; the provider rarely says so itself."""
+def _flag_early_opens(provider: str, rows: list[_Row], rules: Rules) -> None:
+    """An open or click within seconds of a delivery to the address is a proxy or scanner
+    fetching the message as it arrives, not a person reading it; few providers say so."""
     undecided = [
         row
         for row in rows
         if row.values["machine"] is None
         and row.values["type"] in ("opened", "clicked")
-        and row.values["message_id"]
+        and row.values["email_hash"]
     ]
     for row in rows:
         row.values["machine"] = bool(row.values["machine"])
     if not undecided:
         return
-    message_ids = {row.values["message_id"] for row in undecided}
-    delivered = _delivery_times(transaction, provider, message_ids)
+    digests = {row.values["email_hash"] for row in undecided}
+    with direct_reads() as reads:
+        latest = _last_deliveries(reads, provider, digests)
+    delivered = {digest: [at] for digest, at in latest.items()}
     for row in rows:
-        key, at = row.values["message_id"], row.values["occurred_at"]
-        if row.values["type"] == "delivered" and key in message_ids:
-            delivered[key] = max(delivered.get(key, at), at)
+        if row.values["type"] == "delivered" and row.values["email_hash"] in digests:
+            delivered.setdefault(row.values["email_hash"], []).append(row.values["occurred_at"])
     for row in undecided:
-        at = delivered.get(row.values["message_id"])
-        if at is not None and row.values["occurred_at"] - at < rules.machine_open_window:
-            row.values["machine"] = True
+        at = row.values["occurred_at"]
+        deliveries = delivered.get(row.values["email_hash"], ())
+        row.values["machine"] = any(
+            timedelta(0) <= at - delivery < rules.machine_open_window for delivery in deliveries
+        )
 
 
-def _delivery_times(
-    transaction: DirectTransaction, provider: str, message_ids: set[str]
+def _last_deliveries(
+    transaction: DirectTransaction, provider: str, digests: set[str]
 ) -> dict[str, datetime]:
-    times = {}
-    for message_id in message_ids:
-        found = transaction.run(_DELIVERED_AT, provider=provider, message_id=message_id)
-        at = found.fetchone()[0]
-        if at is not None:
-            times[message_id] = _as_datetime(at)
-    return times
+    """The provider's latest stored delivery to each address, in one query per chunk."""
+    latest = {}
+    for chunk in _chunks(sorted(digests)):
+        size = _padded_size(len(chunk))
+        padded = chunk + [chunk[-1]] * (size - len(chunk))
+        hashes = {f"email_hash_{index}": digest for index, digest in enumerate(padded)}
+        cursor = transaction.run(_last_delivery_statement(size), provider=provider, **hashes)
+        latest.update((digest, _as_datetime(at)) for digest, at in cursor.fetchall())
+    return latest
 
 
 def _as_datetime(value: Any) -> datetime:
@@ -215,18 +224,45 @@ def _as_datetime(value: Any) -> datetime:
     return moment.replace(tzinfo=UTC)
 
 
-def _insert_new(transaction: DirectTransaction, rows: list[_Row]) -> list[_Row]:
-    """Insert every row not stored before; the new ones, in order, each id once."""
-    inserted: set[str] = set()
+_LAST_DELIVERY_QUERIES: dict[int, Prepared] = {}
+
+
+def _last_delivery_statement(size: int) -> Prepared:
+    """The latest delivery to each of ``size`` addresses (``email_hash_0`` and on)."""
+    if size not in _LAST_DELIVERY_QUERIES:
+        hashes = [bindparam(f"email_hash_{index}") for index in range(size)]
+        query = (
+            select(StoredEvent.email_hash, func.max(StoredEvent.occurred_at))
+            .where(
+                StoredEvent.provider == bindparam("provider"),
+                StoredEvent.type == literal_column("'delivered'"),
+                StoredEvent.email_hash.in_(hashes),
+            )
+            .group_by(StoredEvent.email_hash)
+        )
+        _LAST_DELIVERY_QUERIES[size] = Prepared(query)
+    return _LAST_DELIVERY_QUERIES[size]
+
+
+def _inserts(rows: list[_Row], dialect: Any) -> list[tuple[Prepared, list[Any]]]:
+    """The INSERTs storing ``rows``, each with its parameters ready."""
+    inserts = []
     for chunk in _chunks(rows):
-        size = next(size for size in CHUNK_SIZES if size >= len(chunk))
+        size = _padded_size(len(chunk))
         padded = chunk + [chunk[-1]] * (size - len(chunk))
-        values = {
-            f"{name}_{index}": value
-            for index, row in enumerate(padded)
-            for name, value in row.values.items()
-        }
-        cursor = transaction.run(_insert_statement(size), **values)
+        statement = _insert_statement(size)
+        in_order = [row.values[name] for row in padded for name in COLUMNS]
+        inserts.append((statement, statement.in_order(dialect, in_order)))
+    return inserts
+
+
+def _insert_new(
+    transaction: DirectTransaction, inserts: list[tuple[Prepared, list[Any]]], rows: list[_Row]
+) -> list[_Row]:
+    """Run ``inserts``; the rows not stored before, in order, each id once."""
+    inserted: set[str] = set()
+    for statement, ready in inserts:
+        cursor = transaction.run_ready(statement, ready)
         inserted.update(found[0] for found in cursor.fetchall())
     new = []
     for row in rows:
@@ -236,22 +272,26 @@ def _insert_new(transaction: DirectTransaction, rows: list[_Row]) -> list[_Row]:
     return new
 
 
-def _chunks(rows: list[_Row]) -> Iterator[list[_Row]]:
+def _chunks(items: list[Any]) -> Iterator[list[Any]]:
     largest = CHUNK_SIZES[-1]
-    for start in range(0, len(rows), largest):
-        yield rows[start : start + largest]
+    for start in range(0, len(items), largest):
+        yield items[start : start + largest]
+
+
+def _padded_size(count: int) -> int:
+    return next(size for size in CHUNK_SIZES if size >= count)
 
 
 _INSERTS: dict[int, Prepared] = {}
 
 
 def _insert_statement(size: int) -> Prepared:
-    """``size`` events in one INSERT that skips those already stored and names the rest."""
+    """``size`` events in one INSERT that skips those already stored and names the rest; its
+    parameters are COLUMNS row after row."""
     if size not in _INSERTS:
         table = StoredEvent.__table__
-        names = [column.name for column in table.c if column.name != "id"]
         rows = [
-            {name: bindparam(f"{name}_{index}", type_=table.c[name].type) for name in names}
+            {name: bindparam(f"{name}_{index}", type_=table.c[name].type) for name in COLUMNS}
             for index in range(size)
         ]
 
@@ -377,13 +417,6 @@ def exported_events(
         }
 
 
-_DELIVERED_AT = Prepared(
-    select(func.max(StoredEvent.occurred_at)).where(
-        StoredEvent.provider == bindparam("provider"),
-        StoredEvent.message_id == bindparam("message_id"),
-        StoredEvent.type == literal_column("'delivered'"),
-    )
-)
 _LAST_DELIVERY = (
     select(func.max(StoredEvent.occurred_at))
     .where(

@@ -6,7 +6,6 @@ import pytest
 from flask import current_app
 from sqlalchemy import func, select
 
-from suppress.database import direct_transaction
 from suppress.events import Rules, record_events
 from suppress.models import AuditEntry, Suppression, db
 from suppress.providers.base import Event
@@ -268,9 +267,8 @@ def record_sample_events():
         Event("mailgun", "e2", "bounced", "a@b.fi", at, "failed", bounce_class="hard"),
         Event("sendgrid", "e3", "opened", "c@d.fi", at, "open", machine=True),
     ]
-    with direct_transaction() as transaction:
-        record_events(transaction, "mailgun", sample[:2], rules)
-        record_events(transaction, "sendgrid", sample[2:], rules)
+    record_events("mailgun", sample[:2], rules)
+    record_events("sendgrid", sample[2:], rules)
 
 
 def test_check_shows_the_events_behind_a_suppression(runner):

@@ -1,11 +1,19 @@
+import threading
+from datetime import UTC, datetime
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import text
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import DateTime, text
+from sqlalchemy.dialects import postgresql, sqlite
 
-from suppress.models import db
-from suppress.suppressions import suppress
+from suppress.addresses import email_hash
+from suppress.database import direct_transaction
+from suppress.models import UTCDateTime, db
+from suppress.suppressions import suppress, suppress_hashed
 
 
 def test_migrations_build_exactly_what_the_models_describe(app):
@@ -45,3 +53,42 @@ def test_downgrade_refuses_to_drop_suppressions(make_app, tmp_path, capfd):
         db.session.remove()
         count = db.session.execute(text("SELECT count(*) FROM suppressions")).scalar()
         assert count == 1
+
+
+@given(st.datetimes(timezones=st.timezones()))
+def test_the_fast_sqlite_time_text_is_what_sqlalchemy_stores(moment):
+    dialect = sqlite.dialect()
+    standard = DateTime().dialect_impl(dialect).bind_processor(dialect)
+    expected = standard(moment.astimezone(UTC).replace(tzinfo=None))
+    assert UTCDateTime().bind_processor(dialect)(moment) == expected
+
+
+def test_a_naive_time_is_refused_on_every_backend():
+    for dialect in (sqlite.dialect(), postgresql.dialect()):
+        with pytest.raises(ValueError, match="naive"):
+            UTCDateTime().bind_processor(dialect)(datetime(2026, 1, 1))
+
+
+def test_direct_writers_in_many_threads_take_turns_and_all_commit(make_app, tmp_path):
+    """SQLite writers queue on a lock file beside the database instead of sleeping on it."""
+    app = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'own.db'}", SQLITE_BUSY_TIMEOUT_MS=50)
+    with app.app_context():
+        upgrade()
+
+    def write(thread: int) -> None:
+        with app.app_context():
+            for number in range(40):
+                email = f"person{thread}.{number}@yritys.fi"
+                with direct_transaction() as transaction:
+                    suppress_hashed(
+                        transaction, email, email_hash(email), reason="bounced", source="test"
+                    )
+
+    workers = [threading.Thread(target=write, args=(thread,)) for thread in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    with app.app_context():
+        assert db.session.execute(text("SELECT count(*) FROM suppressions")).scalar() == 160
+    assert (tmp_path / "own.db-writer").exists()

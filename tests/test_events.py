@@ -6,7 +6,6 @@ import pytest
 from sqlalchemy import select
 
 from suppress.addresses import email_hash
-from suppress.database import direct_transaction
 from suppress.events import Rules, record_events
 from suppress.lists import create_list, ensure_address
 from suppress.models import Address, AuditEntry, Suppression, db
@@ -32,8 +31,7 @@ def event(kind: str, recipient: str | None = MATTI, **fields) -> Event:
 
 
 def record(*events: Event):
-    with direct_transaction() as transaction:
-        return record_events(transaction, "test", list(events), RULES)
+    return record_events("test", list(events), RULES)
 
 
 def suppressed() -> set[tuple[str, str, str]]:
@@ -265,3 +263,27 @@ def test_a_very_long_provider_id_is_kept_stable(app):
     record(event("delivered", provider_event_id=long_id))
     assert record(event("delivered", provider_event_id=long_id)).stored == 0
     assert stored_events()[0].provider_event_id.startswith("sha256:")
+
+
+class CommitFails:
+    """A pooled connection whose commit fails, as it does on a full or failing disk."""
+
+    def __init__(self, connection):
+        self.connection = connection
+
+    def __getattr__(self, name):
+        return getattr(self.connection, name)
+
+    def commit(self):
+        raise db.engine.dialect.loaded_dbapi.OperationalError("disk I/O error")
+
+
+def test_a_failed_commit_leaves_nothing_behind_and_says_so(app, matti, monkeypatch):
+    raw_connection = db.engine.raw_connection
+    monkeypatch.setattr(db.engine, "raw_connection", lambda: CommitFails(raw_connection()))
+    with pytest.raises(db.engine.dialect.loaded_dbapi.OperationalError):
+        record(event("complained"), event("clicked"))
+    monkeypatch.undo()
+    assert stored_events() == []
+    assert suppressed() == set()
+    assert address_row().click_count == 0

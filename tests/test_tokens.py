@@ -1,9 +1,14 @@
 import base64
 import email.policy
 import re
+import string
 from email.message import EmailMessage
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from itsdangerous import BadData
+from itsdangerous.encoding import base64_decode, base64_encode
 
 from suppress import tokens
 from suppress.lists import create_list, ensure_address
@@ -159,3 +164,15 @@ def test_mailto_tokens_follow_key_rotation(make_app, app, news):
         assert tokens.read_mailto(token).address.email == "matti@yritys.fi"
     with make_app(SECRET_KEY="new").app_context(), pytest.raises(tokens.InvalidToken):
         tokens.read_mailto(token)
+
+
+@given(st.text(alphabet=string.ascii_letters + string.digits + "-_.", min_size=1, max_size=40))
+def test_a_token_is_canonical_exactly_when_decoding_and_encoding_gives_it_back(token):
+    def round_trips(part: str) -> bool:
+        try:
+            return base64_encode(base64_decode(part)) == part.encode()
+        except BadData:
+            return False
+
+    expected = all(part and round_trips(part) for part in token.split("."))
+    assert tokens._canonical(token) == expected

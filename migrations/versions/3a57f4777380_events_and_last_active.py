@@ -42,8 +42,6 @@ def upgrade():
     )
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.create_index('ix_events_email_hash_type_occurred_at', ['email_hash', 'type', 'occurred_at'], unique=False)
-        batch_op.create_index('ix_events_provider_message_id', ['provider', 'message_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_events_received_at'), ['received_at'], unique=False)
 
     with op.batch_alter_table('addresses', schema=None) as batch_op:
         batch_op.add_column(sa.Column('last_active_at', sa.DateTime(), nullable=True))
@@ -55,8 +53,6 @@ def downgrade():
         batch_op.drop_column('last_active_at')
 
     with op.batch_alter_table('events', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_events_received_at'))
-        batch_op.drop_index('ix_events_provider_message_id')
         batch_op.drop_index('ix_events_email_hash_type_occurred_at')
 
     op.drop_table('events')

@@ -41,10 +41,12 @@ from suppress.providers.base import (
 CAMPAIGN_VARIABLE = "campaign"
 
 # "Securing Webhooks" suggests checking the timestamp but warns that "there can be delays in
-# webhook processing that are outside of Mailgun's control", so not too tight: 15 minutes.
-DEFAULT_TOLERANCE_SECONDS = 15 * 60
-# Tokens remembered at most; at 15 minutes that is over 100 events a second, sustained.
-MAX_REMEMBERED_TOKENS = 100_000
+# webhook processing that are outside of Mailgun's control", and "Automatic Retries" retries a
+# failed POST for 8 hours without saying it signs the retry afresh: 9 hours, so that a retry
+# after our outage is never refused (its token is admitted again with its own body).
+DEFAULT_TOLERANCE_SECONDS = 9 * 60 * 60
+# Tokens remembered at most (about 60 bytes each): past this, the oldest are forgotten first.
+MAX_REMEMBERED_TOKENS = 200_000
 
 # "Event Types" (user manual, Events): every event Mailgun reports.
 EVENT_TYPES = {
@@ -84,13 +86,13 @@ class SeenTokens:
 
     def __init__(self, limit: int):
         self._limit = limit
-        self._seen: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._seen: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._lock = threading.Lock()
 
     def admits(self, token: str, body: bytes, now: float, lifetime: float) -> bool:
         """Remember ``token`` with ``body`` for ``lifetime`` seconds; False when it was
         remembered with another body."""
-        fingerprint = hashlib.sha256(body).hexdigest()
+        fingerprint = hashlib.sha256(body).digest()[:16]
         with self._lock:
             self._forget_expired(now)
             if token in self._seen:
