@@ -35,14 +35,14 @@ class Setting:
     doc: str
 
 
-def _text(value: Any) -> str:
+def text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("expected a non-empty string")
     return value.strip()
 
 
 def _optional_text(value: Any) -> str | None:
-    return None if value in (None, "") else _text(value)
+    return None if value in (None, "") else text(value)
 
 
 def _positive_int(value: Any) -> int:
@@ -93,22 +93,22 @@ def _optional_domain(value: Any) -> str | None:
 
 
 def _language(value: Any) -> str:
-    language = _text(value).lower()
+    language = text(value).lower()
     if language not in LANGUAGES:
         raise ValueError(f"expected one of {', '.join(LANGUAGES)}")
     return language
 
 
 def _database_url(value: Any) -> str:
-    url = _text(value)
+    url = text(value)
     scheme = url.split(":", 1)[0]
     if not scheme.startswith(("sqlite", "postgresql")):
         raise ValueError("expected a sqlite:/// or postgresql+psycopg:// URL")
     return url
 
 
-def _http_url(value: Any) -> str:
-    url = _text(value).rstrip("/")
+def http_url(value: Any) -> str:
+    url = text(value).rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError("expected an http:// or https:// URL")
@@ -116,7 +116,7 @@ def _http_url(value: Any) -> str:
 
 
 def _bind(value: Any) -> str:
-    bind = _text(value)
+    bind = text(value)
     if not bind.startswith("unix:"):
         host, sep, port = bind.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -125,14 +125,14 @@ def _bind(value: Any) -> str:
 
 
 def _sqlite_synchronous(value: Any) -> str:
-    mode = _text(value).upper()
+    mode = text(value).upper()
     if mode not in ("NORMAL", "FULL"):
         raise ValueError("expected normal or full")
     return mode
 
 
 def _log_level(value: Any) -> str:
-    level = _text(value).upper()
+    level = text(value).upper()
     if level not in logging.getLevelNamesMapping():
         raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
     return level
@@ -157,7 +157,7 @@ DEFAULTS: dict[str, Setting] = {
     ),
     "BASE_URL": Setting(
         "http://127.0.0.1:8000",
-        _http_url,
+        http_url,
         "The public URL of the service, used in the links it mints.",
     ),
     "BIND": Setting("127.0.0.1:8000", _bind, "Where gunicorn listens (`HOST:PORT`)."),

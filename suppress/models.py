@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from suppress.vocabulary import BOUNCE_CLASSES, EVENT_TYPES
+
 GLOBAL_SCOPE = "global"
 
 REASONS = (
@@ -38,23 +40,6 @@ REASONS = (
     "erased",
 )
 ADDRESS_KINDS = ("b2b", "consumer", "role")
-EVENT_TYPES = (
-    "sent",
-    "delivered",
-    "deferred",
-    "bounced",
-    "dropped",
-    "opened",
-    "clicked",
-    "complained",
-    "unsubscribed",
-    "resubscribed",
-    "unknown",
-)
-# ``policy``: a rejection caused by the sender's own set-up (RULES.md R-MBP-6), never the
-# recipient's mailbox, so it suppresses nobody.
-BOUNCE_CLASSES = ("hard", "soft", "policy")
-
 # Stable constraint names, so that migrations (and SQLite's batch mode) can refer to them.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -219,6 +204,7 @@ class Event(db.Model):
     __table_args__ = (
         UniqueConstraint("provider", "provider_event_id"),
         CheckConstraint(_in("type", EVENT_TYPES), name="type"),
+        CheckConstraint(_in("bounce_class", BOUNCE_CLASSES), name="bounce_class"),
         # The one secondary index: every event costs a write per index, and a webhook batch
         # stores thousands. Per-address questions (soft bounces, deliveries, exports) use it.
         Index("ix_events_email_hash_type_occurred_at", "email_hash", "type", "occurred_at"),

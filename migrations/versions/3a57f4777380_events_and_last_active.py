@@ -36,6 +36,7 @@ def upgrade():
     sa.Column('machine', sa.Boolean(), nullable=False),
     sa.Column('occurred_at', sa.DateTime(), nullable=False),
     sa.Column('received_at', sa.DateTime(), nullable=False),
+    sa.CheckConstraint("bounce_class IN ('hard', 'soft', 'policy')", name=op.f('ck_events_bounce_class')),
     sa.CheckConstraint("type IN ('sent', 'delivered', 'deferred', 'bounced', 'dropped', 'opened', 'clicked', 'complained', 'unsubscribed', 'resubscribed', 'unknown')", name=op.f('ck_events_type')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_events')),
     sa.UniqueConstraint('provider', 'provider_event_id', name=op.f('uq_events_provider_provider_event_id'))

@@ -15,27 +15,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from werkzeug.datastructures import Headers, MultiDict
 
-from suppress.config import ConfigError, Setting
+from suppress.config import ConfigError, Setting, http_url, text
+from suppress.vocabulary import EVENT_TYPES, REPORTED_BOUNCE_CLASSES
 
-# DESIGN §5: every event a provider reports becomes one of these.
-EVENT_TYPES = (
-    "sent",
-    "delivered",
-    "deferred",
-    "bounced",
-    "dropped",
-    "opened",
-    "clicked",
-    "complained",
-    "unsubscribed",
-    "resubscribed",
-    "unknown",
-)
-BOUNCE_CLASSES = ("hard", "soft")
 REQUIRED = object()
 """A setting default meaning: must be set whenever the provider is enabled."""
 
@@ -74,7 +59,7 @@ class Event:
     def __post_init__(self) -> None:
         if self.type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {self.type!r}")
-        if self.bounce_class not in (None, *BOUNCE_CLASSES):
+        if self.bounce_class not in (None, *REPORTED_BOUNCE_CLASSES):
             raise ValueError(f"unknown bounce class {self.bounce_class!r}")
         if self.occurred_at.tzinfo is None:
             raise ValueError("occurred_at must be timezone-aware")
@@ -297,19 +282,8 @@ def from_iso(value: Any) -> datetime:
     return moment.astimezone(UTC)
 
 
-def text(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("expected a non-empty value")
-    return value.strip()
-
-
-def url(value: Any) -> str:
-    """An http(s) URL without its trailing slash (API base URLs, our own webhook URL)."""
-    address = text(value).rstrip("/")
-    parts = urlsplit(address)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("expected an http:// or https:// URL")
-    return address
+# The coercers providers' settings share with the service's own.
+url = http_url
 
 
 def flag(value: Any) -> bool:

@@ -23,8 +23,8 @@ from werkzeug.datastructures import Headers
 
 from suppress.config import Setting
 from suppress.providers.base import (
-    BOUNCE_CLASSES,
     EVENT_TYPES,
+    REPORTED_BOUNCE_CLASSES,
     REQUIRED,
     Delivery,
     Event,
@@ -175,7 +175,7 @@ def event_map(value: Any) -> dict[str, tuple[str, str | None]]:
             raise ValueError(f"expected type=one of {', '.join(EVENT_TYPES)}, got {item!r}")
         if kind == "bounced":
             bounce_class = bounce_class or "hard"
-            if bounce_class not in BOUNCE_CLASSES:
+            if bounce_class not in REPORTED_BOUNCE_CLASSES:
                 raise ValueError(f"a bounce class is hard or soft, got {item!r}")
         elif bounce_class:
             raise ValueError(f"only bounced takes a :hard or :soft class, got {item!r}")
