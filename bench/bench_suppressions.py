@@ -16,6 +16,7 @@ import argparse
 import csv
 import os
 import random
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -24,12 +25,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bench.bench_addresses import addresses
 from suppress import create_app
 from suppress.addresses import InvalidAddress, normalise_and_hash
+from suppress.config import coerce
+from suppress.database import sqlite_pragmas
 from suppress.suppressions import suppressed_among
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,14 +119,11 @@ def floor_import(url: str, rows: dict[str, str]) -> float:
     columns = "email_hash, email, scope, reason, source, created_at"
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        import sqlite3
-
         connection = sqlite3.connect(parsed.database)
-        connection.execute("PRAGMA journal_mode = WAL")
+        for pragma in sqlite_pragmas(coerce({})):
+            connection.execute(pragma)
         sql = f"INSERT INTO suppressions ({columns}) VALUES (?, ?, ?, ?, ?, ?)"
     else:
-        import psycopg
-
         connection = psycopg.connect(parsed.set(drivername="postgresql").render_as_string(False))
         sql = f"INSERT INTO suppressions ({columns}) VALUES (%s, %s, %s, %s, %s, %s)"
     started = time.perf_counter()

@@ -104,19 +104,42 @@ def record_events(provider: str, events: Sequence[Event], rules: Rules) -> Recor
     """Store ``events`` once each and apply the rules to the new ones, in one transaction
     that has committed when this returns.
 
-    The rows are normalised before the transaction opens, so that on SQLite the writer's turn
-    (see ``direct_transaction``) is held for the database work alone.
+    SQLite admits one writer at a time, so there the reads and the preparation happen before
+    the writer's turn (see ``direct_transaction``), which is then held for the writes alone;
+    elsewhere everything happens in the one transaction, saving a connection per request.
     """
     received_at = utcnow()
     rows = [_row(provider, event, received_at) for event in events]
-    _flag_early_opens(provider, rows, rules)
-    inserts = _inserts(rows, db.engine.dialect)
-    with direct_transaction() as transaction:
-        new = _insert_new(transaction, inserts, rows)
-        for row in new:
-            _apply(transaction, provider, row, rules)
-        _count_engagement(transaction, new)
+    undecided = _undecided(rows)
+    dialect = db.engine.dialect
+    if dialect.name == "sqlite":
+        if undecided:
+            with direct_reads() as reads:
+                _flag_early_opens(reads, provider, rows, undecided, rules)
+        inserts = _inserts(rows, dialect)
+        with direct_transaction() as transaction:
+            new = _store(transaction, provider, inserts, rows, rules)
+    else:
+        with direct_transaction() as transaction:
+            if undecided:
+                _flag_early_opens(transaction, provider, rows, undecided, rules)
+            new = _store(transaction, provider, _inserts(rows, dialect), rows, rules)
     return Recorded(received=len(rows), stored=len(new))
+
+
+def _store(
+    transaction: DirectTransaction,
+    provider: str,
+    inserts: list[tuple[Prepared, list[Any]]],
+    rows: list[_Row],
+    rules: Rules,
+) -> list[_Row]:
+    """Insert the rows, then act on the new ones; the new ones."""
+    new = _insert_new(transaction, inserts, rows)
+    for row in new:
+        _apply(transaction, provider, row, rules)
+    _count_engagement(transaction, new)
+    return new
 
 
 def _row(provider: str, event: Event, received_at: datetime) -> _Row:
@@ -175,9 +198,9 @@ def _clip(text: str | None, limit: int = TEXT_LIMIT) -> str | None:
     return text[:limit] if text else None
 
 
-def _flag_early_opens(provider: str, rows: list[_Row], rules: Rules) -> None:
-    """An open or click within seconds of a delivery to the address is a proxy or scanner
-    fetching the message as it arrives, not a person reading it; few providers say so."""
+def _undecided(rows: list[_Row]) -> list[_Row]:
+    """The opens and clicks neither the provider nor the user agent has judged; every other
+    row's ``machine`` becomes a plain bool."""
     undecided = [
         row
         for row in rows
@@ -187,11 +210,16 @@ def _flag_early_opens(provider: str, rows: list[_Row], rules: Rules) -> None:
     ]
     for row in rows:
         row.values["machine"] = bool(row.values["machine"])
-    if not undecided:
-        return
+    return undecided
+
+
+def _flag_early_opens(
+    reads: DirectTransaction, provider: str, rows: list[_Row], undecided: list[_Row], rules: Rules
+) -> None:
+    """An open or click within seconds of a delivery to the address is a proxy or scanner
+    fetching the message as it arrives, not a person reading it; few providers say so."""
     digests = {row.values["email_hash"] for row in undecided}
-    with direct_reads() as reads:
-        latest = _last_deliveries(reads, provider, digests)
+    latest = _last_deliveries(reads, provider, digests)
     delivered = {digest: [at] for digest, at in latest.items()}
     for row in rows:
         if row.values["type"] == "delivered" and row.values["email_hash"] in digests:
@@ -245,7 +273,14 @@ def _last_delivery_statement(size: int) -> Prepared:
 
 
 def _inserts(rows: list[_Row], dialect: Any) -> list[tuple[Prepared, list[Any]]]:
-    """The INSERTs storing ``rows``, each with its parameters ready."""
+    """The INSERTs storing ``rows``, each with its parameters ready: multi-row on SQLite, one
+    per row on PostgreSQL (sent together, see ``DirectTransaction.run_each_returning``)."""
+    if dialect.name == "postgresql":
+        statement = _insert_statement(1)
+        return [
+            (statement, statement.in_order(dialect, [row.values[name] for name in COLUMNS]))
+            for row in rows
+        ]
     inserts = []
     for chunk in _chunks(rows):
         size = _padded_size(len(chunk))
@@ -260,10 +295,17 @@ def _insert_new(
     transaction: DirectTransaction, inserts: list[tuple[Prepared, list[Any]]], rows: list[_Row]
 ) -> list[_Row]:
     """Run ``inserts``; the rows not stored before, in order, each id once."""
-    inserted: set[str] = set()
-    for statement, ready in inserts:
-        cursor = transaction.run_ready(statement, ready)
-        inserted.update(found[0] for found in cursor.fetchall())
+    if not inserts:
+        return []
+    if transaction.dialect.name == "postgresql":
+        found = transaction.run_each_returning(inserts[0][0], [ready for _, ready in inserts])
+    else:
+        found = [
+            stored
+            for statement, ready in inserts
+            for stored in transaction.run_ready(statement, ready).fetchall()
+        ]
+    inserted = {stored[0] for stored in found}
     new = []
     for row in rows:
         if row.values["provider_event_id"] in inserted:
