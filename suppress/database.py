@@ -16,14 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
-from sqlalchemy import Dialect, event
+from flask import Flask, current_app
+from sqlalchemy import Dialect, create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.sql.expression import Executable
 
 from suppress.models import db
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+DIRECT_ENGINE = "suppress.direct_engine"
 
 
 def init_app(app: Flask) -> None:
@@ -38,6 +39,18 @@ def init_app(app: Flask) -> None:
     if engine.dialect.name == "sqlite":
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
         _configure_sqlite(engine, app.config)
+        app.extensions[DIRECT_ENGINE] = engine
+    else:
+        # The hot paths skip the ping, a round trip per request: their first statement is
+        # retried on a fresh connection instead (DirectTransaction).
+        app.extensions[DIRECT_ENGINE] = create_engine(engine.url, pool_pre_ping=False)
+
+
+def dispose(app: Flask) -> None:
+    """Close every pooled connection of ``app``'s engines."""
+    with app.app_context():
+        db.engine.dispose()
+    app.extensions[DIRECT_ENGINE].dispose()
 
 
 def sqlite_pragmas(config: Mapping[str, Any]) -> list[str]:
@@ -128,24 +141,47 @@ class _Compiled:
 
 
 class DirectTransaction:
-    """Runs Prepared statements on one DBAPI connection inside one transaction."""
+    """Runs Prepared statements on one DBAPI connection inside one transaction.
 
-    def __init__(self, connection: Any, dialect: Dialect):
+    Until a statement has succeeded, a connection the server dropped is replaced and the
+    statement tried again: nothing has happened in the transaction yet, and this spares the
+    hot paths a ping on every checkout.
+    """
+
+    def __init__(self, connection: Any, dialect: Dialect, reconnect: Callable[[], Any]):
         self.connection = connection
         self.dialect = dialect
+        self._reconnect: Callable[[], Any] | None = reconnect
+
+    @classmethod
+    def on(cls, engine: Engine) -> "DirectTransaction":
+        """A transaction on a connection from ``engine``'s pool."""
+        return cls(engine.raw_connection(), engine.dialect, engine.raw_connection)
 
     def run(self, prepared: Prepared, **values: Any) -> Any:
         """Execute ``prepared`` with ``values``; returns the cursor to fetch from."""
         sql = prepared.compiled(self.dialect).sql
-        cursor = self.connection.cursor()
-        cursor.execute(sql, prepared.parameters(self.dialect, values))
-        return cursor
+        parameters = prepared.parameters(self.dialect, values)
+        return self._execute(lambda cursor: cursor.execute(sql, parameters))
 
     def run_ready(self, prepared: Prepared, ready: list[Any]) -> Any:
         """Execute ``prepared`` with parameters ``Prepared.in_order`` made ready beforehand (a
         multi-row INSERT of thousands of values, readied before the writer's turn)."""
+        sql = prepared.compiled(self.dialect).sql
+        return self._execute(lambda cursor: cursor.execute(sql, ready))
+
+    def _execute(self, statement: Callable[[Any], Any]) -> Any:
         cursor = self.connection.cursor()
-        cursor.execute(prepared.compiled(self.dialect).sql, ready)
+        try:
+            statement(cursor)
+        except self.dialect.loaded_dbapi.OperationalError:
+            if self._reconnect is None:
+                raise
+            self.connection.invalidate()
+            self.connection = self._reconnect()
+            cursor = self.connection.cursor()
+            statement(cursor)
+        self._reconnect = None
         return cursor
 
     def run_each_returning(self, prepared: Prepared, ready_rows: list[list[Any]]) -> list[Any]:
@@ -157,8 +193,7 @@ class DirectTransaction:
         nothing; there a multi-row statement is the fast way.)
         """
         sql = prepared.compiled(self.dialect).sql
-        cursor = self.connection.cursor()
-        cursor.executemany(sql, ready_rows, returning=True)
+        cursor = self._execute(lambda cursor: cursor.executemany(sql, ready_rows, returning=True))
         returned = []
         while True:
             returned.extend(cursor.fetchall())
@@ -168,9 +203,8 @@ class DirectTransaction:
     def run_many(self, prepared: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
         """Execute ``prepared`` once per row, in one driver call."""
         sql = prepared.compiled(self.dialect).sql
-        cursor = self.connection.cursor()
-        cursor.executemany(sql, [prepared.parameters(self.dialect, row) for row in rows])
-        cursor.close()
+        parameters = [prepared.parameters(self.dialect, row) for row in rows]
+        self._execute(lambda cursor: cursor.executemany(sql, parameters)).close()
 
 
 @contextmanager
@@ -179,28 +213,29 @@ def direct_transaction() -> Iterator[DirectTransaction]:
 
     Nothing is answered before the block has left: a 2xx always follows a commit.
     """
-    engine = db.engine
+    engine = current_app.extensions[DIRECT_ENGINE]
     with _writer_turn(engine):
-        connection = engine.raw_connection()
+        transaction = DirectTransaction.on(engine)
         try:
-            yield DirectTransaction(connection, engine.dialect)
-            connection.commit()
+            yield transaction
+            transaction.connection.commit()
         except BaseException:
-            connection.rollback()
+            transaction.connection.rollback()
             raise
         finally:
-            connection.close()
+            transaction.connection.close()
 
 
 @contextmanager
 def direct_reads() -> Iterator[DirectTransaction]:
     """A pooled connection for reads ahead of a write, outside the writer's turn."""
-    connection = db.engine.raw_connection()
+    engine = current_app.extensions[DIRECT_ENGINE]
+    transaction = DirectTransaction.on(engine)
     try:
-        yield DirectTransaction(connection, db.engine.dialect)
+        yield transaction
     finally:
-        connection.rollback()
-        connection.close()
+        transaction.connection.rollback()
+        transaction.connection.close()
 
 
 _lock_files = threading.local()

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, text
 
-from suppress import create_app
+from suppress import create_app, database
 from suppress.models import db
 
 TEST_DATABASE_ENV = "SUPPRESS_TEST_DATABASE_URL"
@@ -64,8 +64,7 @@ def make_app(database_url: str):
 
     yield build
     for app in built:
-        with app.app_context():
-            db.engine.dispose()
+        database.dispose(app)
 
 
 @pytest.fixture(scope="session")

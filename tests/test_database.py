@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from flask import current_app
 from flask_migrate import downgrade, upgrade
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,7 +12,7 @@ from sqlalchemy import DateTime, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from suppress.addresses import email_hash
-from suppress.database import direct_transaction
+from suppress.database import DIRECT_ENGINE, direct_transaction
 from suppress.models import UTCDateTime, db
 from suppress.suppressions import suppress, suppress_hashed
 
@@ -92,3 +93,61 @@ def test_direct_writers_in_many_threads_take_turns_and_all_commit(make_app, tmp_
     with app.app_context():
         assert db.session.execute(text("SELECT count(*) FROM suppressions")).scalar() == 160
     assert (tmp_path / "own.db-writer").exists()
+
+
+class DroppedByTheServer:
+    """A pooled connection the server has closed: its first statement fails."""
+
+    def __init__(self, connection):
+        self.connection = connection
+        self.invalidated = False
+
+    def __getattr__(self, name):
+        return getattr(self.connection, name)
+
+    def cursor(self):
+        dbapi = db.engine.dialect.loaded_dbapi
+        cursor = self.connection.cursor()
+
+        class Dead:
+            def execute(self, *args):
+                raise dbapi.OperationalError("server closed the connection unexpectedly")
+
+            executemany = execute
+
+        return Dead() if not self.invalidated else cursor
+
+    def invalidate(self):
+        self.invalidated = True
+        self.connection.invalidate()
+
+
+def test_a_direct_transaction_replaces_a_dropped_connection_before_its_first_statement(
+    app, monkeypatch
+):
+    engine = current_app.extensions[DIRECT_ENGINE]
+    connections = iter([DroppedByTheServer(engine.raw_connection())])
+    real = engine.raw_connection
+    monkeypatch.setattr(engine, "raw_connection", lambda: next(connections, None) or real())
+    with direct_transaction() as transaction:
+        assert suppress_hashed(
+            transaction, "a@b.fi", email_hash("a@b.fi"), reason="bounced", source="test"
+        )
+    monkeypatch.undo()
+    assert db.session.execute(text("SELECT count(*) FROM suppressions")).scalar() == 1
+
+
+def test_a_connection_dropped_after_the_first_statement_fails_the_transaction(app, monkeypatch):
+    def write_two() -> None:
+        with direct_transaction() as transaction:
+            suppress_hashed(
+                transaction, "a@b.fi", email_hash("a@b.fi"), reason="bounced", source="t"
+            )
+            transaction.connection = DroppedByTheServer(transaction.connection)
+            suppress_hashed(
+                transaction, "c@d.fi", email_hash("c@d.fi"), reason="bounced", source="t"
+            )
+
+    with pytest.raises(db.engine.dialect.loaded_dbapi.OperationalError):
+        write_two()
+    assert db.session.execute(text("SELECT count(*) FROM suppressions")).scalar() == 0

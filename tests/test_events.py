@@ -3,9 +3,11 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from flask import current_app
 from sqlalchemy import select
 
 from suppress.addresses import email_hash
+from suppress.database import DIRECT_ENGINE
 from suppress.events import Rules, record_events
 from suppress.lists import create_list, ensure_address
 from suppress.models import Address, AuditEntry, Suppression, db
@@ -279,8 +281,9 @@ class CommitFails:
 
 
 def test_a_failed_commit_leaves_nothing_behind_and_says_so(app, matti, monkeypatch):
-    raw_connection = db.engine.raw_connection
-    monkeypatch.setattr(db.engine, "raw_connection", lambda: CommitFails(raw_connection()))
+    engine = current_app.extensions[DIRECT_ENGINE]
+    raw_connection = engine.raw_connection
+    monkeypatch.setattr(engine, "raw_connection", lambda: CommitFails(raw_connection()))
     with pytest.raises(db.engine.dialect.loaded_dbapi.OperationalError):
         record(event("complained"), event("clicked"))
     monkeypatch.undo()

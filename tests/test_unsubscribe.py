@@ -1,10 +1,12 @@
 from datetime import timedelta
 
 import pytest
+from flask import current_app
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import OperationalError
 
 from suppress import tokens
+from suppress.database import DIRECT_ENGINE
 from suppress.lists import create_list
 from suppress.models import Address, AuditEntry, MailingList, Suppression, db, utcnow
 from suppress.suppressions import suppress, suppressions_for
@@ -98,8 +100,9 @@ class CommitFails:
 
 def test_one_click_post_answers_5xx_when_the_commit_fails(app, client, token, monkeypatch):
     """R-OC-8: never 2xx for an unsubscribe that was not stored."""
-    raw_connection = db.engine.raw_connection
-    monkeypatch.setattr(db.engine, "raw_connection", lambda: CommitFails(raw_connection()))
+    engine = current_app.extensions[DIRECT_ENGINE]
+    raw_connection = engine.raw_connection
+    monkeypatch.setattr(engine, "raw_connection", lambda: CommitFails(raw_connection()))
     response = client.post(f"/u/{token}", data=ONE_CLICK)
     assert response.status_code == 500
     monkeypatch.undo()

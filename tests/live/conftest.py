@@ -31,7 +31,7 @@ from playwright.sync_api import (
 from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.pool import NullPool
 
-from suppress import create_app
+from suppress import create_app, database
 from suppress.addresses import normalise_and_hash
 from suppress.lists import create_list
 from suppress.models import AuditEntry, Suppression, db
@@ -184,8 +184,7 @@ def live_service(
         server.terminate()
         server.wait(timeout=10)
         engine.dispose()
-        with minter.app_context():
-            db.engine.dispose()
+        database.dispose(minter)
 
 
 @pytest.fixture(scope="session")
