@@ -193,6 +193,8 @@ class DirectTransaction:
         nothing; there a multi-row statement is the fast way.)
         """
         sql = prepared.compiled(self.dialect).sql
+        if len(ready_rows) == 1:  # a pipeline costs more than it saves for a single row
+            return self._execute(lambda cursor: cursor.execute(sql, ready_rows[0])).fetchall()
         cursor = self._execute(lambda cursor: cursor.executemany(sql, ready_rows, returning=True))
         returned = []
         while True:
@@ -202,6 +204,9 @@ class DirectTransaction:
 
     def run_many(self, prepared: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
         """Execute ``prepared`` once per row, in one driver call."""
+        if len(rows) == 1:
+            self.run(prepared, **rows[0]).close()
+            return
         sql = prepared.compiled(self.dialect).sql
         parameters = [prepared.parameters(self.dialect, row) for row in rows]
         self._execute(lambda cursor: cursor.executemany(sql, parameters)).close()

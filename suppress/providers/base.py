@@ -8,6 +8,7 @@ events mean (suppress, count, ignore). The blueprint hands each provider a :clas
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -79,6 +80,12 @@ class Delivery:
     body: bytes
     form: MultiDict = field(default_factory=MultiDict)
     remote_addr: str | None = None
+
+    @functools.cached_property
+    def document(self) -> Any:
+        """The JSON body, parsed once for ``verify`` and ``parse`` alike; Malformed if the
+        body is not JSON."""
+        return load_json(self.body)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,6 @@ from suppress.providers.base import (
     Rejected,
     Reply,
     from_epoch,
-    load_json,
     same,
     seconds,
     secrets_list,
@@ -138,7 +137,7 @@ class Mailgun(Provider):
 
     def verify(self, delivery: Delivery) -> None:
         """hex HMAC-SHA256(key, timestamp + token) in the body ("Securing Webhooks")."""
-        signature, timestamp, token = _signature_block(delivery.body)
+        signature, timestamp, token = _signature_block(delivery)
         if not self._signed(signature, (timestamp + token).encode()):
             raise Rejected("wrong Mailgun signature", 403)
         now = time.time()
@@ -153,7 +152,7 @@ class Mailgun(Provider):
         return None
 
     def parse(self, delivery: Delivery) -> list[Event]:
-        document = load_json(delivery.body)
+        document = delivery.document
         data = document.get("event-data") if isinstance(document, dict) else None
         if not isinstance(data, dict):
             raise Malformed("a Mailgun body is an object with an event-data object")
@@ -188,11 +187,11 @@ class Mailgun(Provider):
         return matched
 
 
-def _signature_block(body: bytes) -> tuple[dict, str, str]:
+def _signature_block(delivery: Delivery) -> tuple[dict, str, str]:
     """The body's signature object, its timestamp and its token; without them nothing proves
     that Mailgun sent the request."""
     try:
-        document = load_json(body)
+        document = delivery.document
     except Malformed:
         document = None
     block = document.get("signature") if isinstance(document, dict) else None
