@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     event,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -40,6 +42,11 @@ REASONS = (
     "erased",
 )
 ADDRESS_KINDS = ("b2b", "consumer", "role")
+AUDIENCES = ("b2b", "consumer")
+SUBSCRIPTION_STATUSES = ("subscribed", "unsubscribed")
+# The lawful basis a subscription rests on (RULES.md R-GDPR-1); NULL when none was recorded,
+# which ``clean`` drops as ``no_basis``.
+BASES = ("consent", "customer_relationship", "b2b_role", "legitimate_interest")
 # Stable constraint names, so that migrations (and SQLite's batch mode) can refer to them.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -121,6 +128,10 @@ class Address(db.Model):
     consent_source: Mapped[str | None] = mapped_column(String(200))
     consent_text_version: Mapped[str | None] = mapped_column(String(100))
     restricted: Mapped[bool] = mapped_column(default=False)
+    # Why mail to this work address concerns the person's duties (R-FI-2), for basis b2b_role.
+    role_note: Mapped[str | None] = mapped_column(Text)
+    # When the customer relationship behind basis customer_relationship ended (R-FI-1).
+    relationship_ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The language the person reads (fi, sv, en), for the pages their links open.
     language: Mapped[str | None] = mapped_column(String(8))
     sent_count: Mapped[int] = mapped_column(default=0)
@@ -139,12 +150,43 @@ class MailingList(db.Model):
     """A list people subscribe to; its slug is the scope of a list-level suppression."""
 
     __tablename__ = "mailing_lists"
+    __table_args__ = (CheckConstraint(_in("audience", AUDIENCES), name="audience"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
+    # Who the list is for (R-FI-5): a b2b list must not carry consumer addresses.
+    audience: Mapped[str] = mapped_column(String(16), default="b2b", server_default="b2b")
+    # Whether the list markets the products a customer bought or similar ones, so that a
+    # customer relationship stands in for consent (R-FI-1, the §200 exception).
+    similar_products: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Subscription(db.Model):
+    """An address on a list: whether it is subscribed, on what basis, since when, from where.
+
+    ``updated_at`` is when the status was last decided; an import never replaces a status with
+    one older than that.
+    """
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        UniqueConstraint("address_id", "list_id"),
+        CheckConstraint(_in("status", SUBSCRIPTION_STATUSES), name="status"),
+        CheckConstraint(_in("basis", BASES), name="basis"),
+        Index("ix_subscriptions_list_id_status", "list_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address_id: Mapped[int] = mapped_column(ForeignKey("addresses.id"))
+    list_id: Mapped[int] = mapped_column(ForeignKey("mailing_lists.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    basis: Mapped[str | None] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(200))
+    subscribed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Suppression(db.Model):

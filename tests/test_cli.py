@@ -7,7 +7,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from suppress.events import Rules, record_events
-from suppress.models import AuditEntry, Suppression, db
+from suppress.models import AuditEntry, Subscription, Suppression, db
 from suppress.providers.base import Event
 from suppress.suppressions import is_suppressed
 
@@ -221,6 +221,138 @@ def test_lists_create_refuses_bad_or_taken_slugs(runner, slug):
     result = run(runner, "lists", "create", slug)
     assert result.exit_code == 1
     assert "Error:" in result.output
+
+
+def test_lists_create_takes_the_audience_and_the_customer_exception(runner):
+    """R-FI-1, R-FI-5: a list says who it is for and whether customers need no consent."""
+    created = run(
+        runner, "lists", "create", "tarjoukset", "--audience", "consumer", "--similar-products"
+    )
+    assert created.exit_code == 0, created.output
+    assert "created list tarjoukset (consumer)" in created.output
+    shown = run(runner, "lists", "show", "tarjoukset")
+    assert "audience: consumer" in shown.output
+    assert "customer relationship instead of consent (similar products): yes" in shown.output
+
+
+def test_lists_list_shows_each_list_with_its_audience_and_counts(runner, write_csv):
+    run(runner, "lists", "create", "uutiskirje", "--name", "Uutiskirje")
+    run(runner, "lists", "create", "tarjoukset", "--audience", "consumer")
+    run(runner, "lists", "import", "uutiskirje", write_csv("email\na@yritys.fi\nb@yritys.fi\n"))
+    lines = run(runner, "lists", "list").output.splitlines()
+    assert lines[0].split() == [
+        "tarjoukset",
+        "consumer",
+        "0",
+        "subscribed",
+        "0",
+        "unsubscribed",
+        "tarjoukset",
+    ]
+    assert lines[1].split() == [
+        "uutiskirje",
+        "b2b",
+        "2",
+        "subscribed",
+        "0",
+        "unsubscribed",
+        "Uutiskirje",
+    ]
+
+
+def test_lists_list_without_lists_says_how_to_make_one(runner):
+    assert "no lists yet" in run(runner, "lists", "list").output
+
+
+def test_lists_show_counts_subscribers_by_basis_and_the_lists_own_suppressions(runner, write_csv):
+    run(runner, "lists", "create", "uutiskirje", "--description", "Kuukausikirje asiakkaille")
+    path = write_csv("email,basis\na@yritys.fi,legitimate_interest\nb@yritys.fi,\n")
+    run(runner, "lists", "import", "uutiskirje", path)
+    run(runner, "suppressions", "add", "c@yritys.fi", "--scope", "uutiskirje")
+    shown = run(runner, "lists", "show", "uutiskirje")
+    assert shown.exit_code == 0, shown.output
+    assert "Kuukausikirje asiakkaille" in shown.output
+    assert "subscribed: 2, unsubscribed: 0" in shown.output
+    assert "legitimate_interest: 1" in shown.output
+    assert "no basis recorded: 1" in shown.output
+    assert "suppressed on this list only: 1" in shown.output
+
+
+@pytest.mark.parametrize("command", ["show", "import"])
+def test_lists_commands_refuse_an_unknown_list(runner, write_csv, command):
+    extra = [write_csv("email\na@b.fi\n")] if command == "import" else []
+    result = run(runner, "lists", command, "nosuch", *extra)
+    assert result.exit_code == 1
+    assert "no mailing list with the slug 'nosuch'" in result.output
+
+
+def test_lists_import_of_an_excel_file_saved_in_finland(runner, write_csv):
+    """R-GDPR-2, R-FI-2: semicolons and a BOM; each refused row is named by its line."""
+    run(runner, "lists", "create", "uutiskirje")
+    path = write_csv(
+        "\ufeffSähköposti;Email;Basis;Role_note;Consent_at;Consent_source;Consent_text_version\r\n"
+        "Matti Meikäläinen;Matti.Meikalainen@Yritys.fi;b2b_role;Ostopäällikkö;;;\r\n"
+        "Maija;maija@luukku.com;consent;;2024-05-01;Asuntomessut;v3\r\n"
+        "Pekka;pekka@gmail.com;consent;;;;\r\n"
+        "Liisa;liisa@yritys.fi;b2b_role;;;;\r\n"
+    )
+    result = run(runner, "lists", "import", "uutiskirje", path)
+    assert result.exit_code == 0, result.output
+    assert "2 subscribed, 0 updated, 0 already subscribed, 0 skipped, 2 rejected" in result.stdout
+    assert "line 4: a consumer's consent must be demonstrable" in result.stderr
+    assert "line 5: basis b2b_role needs a role_note" in result.stderr
+    assert "pekka" not in result.stderr
+    assert "liisa" not in result.stderr
+
+
+def test_lists_import_of_a_cp1252_file_keeps_the_role_note(runner, write_csv):
+    run(runner, "lists", "create", "uutiskirje")
+    path = write_csv(
+        "email;basis;role_note\r\nmatti@yritys.fi;b2b_role;Myyntipäällikkö\r\n",
+        encoding="cp1252",
+    )
+    assert run(runner, "lists", "import", "uutiskirje", path).exit_code == 0
+    assert db.session.scalar(select(Subscription.basis)) == "b2b_role"
+
+
+def test_lists_import_reports_skipped_rows_and_keeps_them_out(runner, write_csv):
+    """An import never re-subscribes an address that complained."""
+    run(runner, "lists", "create", "uutiskirje")
+    run(runner, "suppressions", "add", "matti@yritys.fi", "--reason", "complained")
+    path = write_csv("email\nmatti@yritys.fi\n", name="crm.csv")
+    result = run(runner, "lists", "import", "uutiskirje", path)
+    assert result.exit_code == 0, result.output
+    assert "0 subscribed, 0 updated, 0 already subscribed, 1 skipped" in result.stdout
+    assert "line 2: skipped: suppressed in global (complained)" in result.stderr
+    assert db.session.scalar(select(func.count()).select_from(Subscription)) == 0
+
+
+def test_lists_import_where_every_row_is_refused_fails(runner, write_csv):
+    run(runner, "lists", "create", "uutiskirje")
+    result = run(
+        runner, "lists", "import", "uutiskirje", write_csv("email,basis\nnope,\nx@y.fi,z\n")
+    )
+    assert result.exit_code == 1
+    assert "no row could be imported" in result.output
+
+
+def test_lists_import_without_an_email_column_fails(runner, write_csv):
+    run(runner, "lists", "create", "uutiskirje")
+    result = run(runner, "lists", "import", "uutiskirje", write_csv("nimi;puhelin\nMatti;040\n"))
+    assert result.exit_code == 1
+    assert "no 'email' column in the header" in result.output
+
+
+def test_lists_import_names_the_source_after_the_file_and_shows_progress(
+    runner, write_csv, monkeypatch
+):
+    monkeypatch.setattr("suppress.cli.watched", lambda: True)
+    monkeypatch.setattr("suppress.cli.PROGRESS_EVERY_ROWS", 2)
+    run(runner, "lists", "create", "uutiskirje")
+    path = write_csv("email\n" + "".join(f"u{n}@yritys.fi\n" for n in range(5)), name="crm.csv")
+    result = run(runner, "lists", "import", "uutiskirje", path)
+    assert "importing" in result.stderr
+    assert db.session.scalars(select(Subscription.source)).all() == ["import:crm.csv"] * 5
 
 
 def test_unreachable_database_gets_a_message_without_the_password(make_app):
