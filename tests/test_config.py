@@ -7,6 +7,7 @@ from flask import Config
 from suppress import create_app
 from suppress.addresses import domain_of, normalise
 from suppress.config import DEFAULTS, ConfigError, coerce, load_into, secret_key_from
+from suppress.providers import PROVIDERS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -16,6 +17,16 @@ def test_every_setting_is_documented_in_the_readme_table():
         re.findall(r"^\| `SUPPRESS_([A-Z0-9_]+)` \|", README.read_text(encoding="utf-8"), re.M)
     )
     assert set(DEFAULTS) <= documented
+
+
+def test_every_provider_setting_is_documented_in_the_readme_table():
+    documented = set(
+        re.findall(r"^\| `SUPPRESS_([A-Z0-9_]+)` \|", README.read_text(encoding="utf-8"), re.M)
+    )
+    settings = {
+        f"{slug.upper()}_{key}" for slug, provider in PROVIDERS.items() for key in provider.SETTINGS
+    }
+    assert settings <= documented
 
 
 def test_defaults_need_no_environment():
