@@ -9,21 +9,22 @@ import getpass
 import hashlib
 import json
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import OperationalError
 
-from suppress import events, lists, suppressions, tokens
+from suppress import clean, events, lists, suppressions, tokens
 from suppress.addresses import InvalidAddress, normalise, normalise_and_hash
-from suppress.csvfiles import CsvError, CsvFile, CsvRow
+from suppress.csvfiles import CsvError, CsvFile, CsvRecord
 from suppress.models import AUDIENCES, GLOBAL_SCOPE, REASONS, Suppression, db
 from suppress.tokens import MAX_CAMPAIGN_LENGTH
 
@@ -40,6 +41,8 @@ EXPORT_COLUMNS = (
 )
 PROGRESS_EVERY_ROWS = 10_000
 
+Row = TypeVar("Row")
+
 SUPPRESSING_EVENTS = ("bounced", "complained", "unsubscribed", "resubscribed")
 
 suppressions_cli = AppGroup("suppressions", help="Add, lift, check, import and export.")
@@ -52,6 +55,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(lists_cli)
     app.cli.add_command(events_cli)
     app.cli.add_command(unsubscribe_link_command)
+    app.cli.add_command(clean_command)
 
 
 def operator() -> str:
@@ -214,9 +218,9 @@ def _usable_rows(
     table: CsvFile, reject: Callable[[int, str], None]
 ) -> Iterator[tuple[int, Mapping[str, str]]]:
     """The rows that parsed, with a progress bar by bytes when a person is watching."""
-    rows: Iterator[CsvRow] = table.rows()
+    rows = table.rows()
     if watched():
-        rows = _with_progress(table, rows)
+        rows = _with_progress(table, rows, "importing")
     for row in rows:
         if row.values is None:
             reject(row.line, row.problem or "unreadable row")
@@ -224,8 +228,8 @@ def _usable_rows(
             yield row.line, row.values
 
 
-def _with_progress(table: CsvFile, rows: Iterator[CsvRow]) -> Iterator[CsvRow]:
-    with click.progressbar(length=table.size, label="importing", file=sys.stderr) as bar:
+def _with_progress(table: CsvFile, rows: Iterable[Row], label: str) -> Iterator[Row]:
+    with click.progressbar(length=table.size, label=label, file=sys.stderr) as bar:
         shown = 0
         for count, row in enumerate(rows, 1):
             if count % PROGRESS_EVERY_ROWS == 0:
@@ -427,3 +431,86 @@ def export_events_command(
     with click.open_file(out, "w", encoding="utf-8") as stream:
         for record in events.exported_events(iso_datetime(since), provider, digest):
             stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+@click.command("clean")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The sendable rows.",
+)
+@click.option(
+    "--rejects",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Every other row, with a reason and a detail column.",
+)
+@click.option("--list", "list_slug", help="The list the mail is for: its rules apply too.")
+@click.option("--email-column", help="The address column (default: 'email', in any case).")
+@click.option("--links", is_flag=True, help="Add each kept row's unsubscribe URL and headers.")
+@domain_command
+def clean_command(
+    path: Path,
+    out: Path,
+    rejects: Path,
+    list_slug: str | None,
+    email_column: str | None,
+    links: bool,
+) -> None:
+    """Split the CSV at PATH into sendable rows (--out) and rejected rows (--rejects).
+
+    Every column and the row order are kept. Nothing in the database changes, except that
+    --links creates the address records its unsubscribe links point to.
+    """
+    mailing_list = lists.find_list(list_slug) if list_slug is not None else None
+    with CsvFile(path) as table:
+        index = clean.email_column(table.header, email_column)
+        records: Iterable[CsvRecord] = table.records()
+        if watched():
+            records = _with_progress(table, records, "cleaning")
+        verdicts = clean.clean_rows(
+            records,
+            width=len(table.header),
+            email_index=index,
+            mailing_list=mailing_list,
+            links=links,
+        )
+        counts = _write_cleaned(verdicts, table, out, rejects, links)
+    if links:
+        db.session.commit()
+    else:
+        db.session.rollback()
+    click.echo(_clean_summary(counts), err=True)
+
+
+def _write_cleaned(
+    verdicts: Iterable[clean.Cleaned], table: CsvFile, out: Path, rejects: Path, links: bool
+) -> Counter[str | None]:
+    counts: Counter[str | None] = Counter()
+    with (
+        out.open("w", encoding="utf-8", newline="") as kept_file,
+        rejects.open("w", encoding="utf-8", newline="") as rejected_file,
+    ):
+        kept = csv.writer(kept_file, delimiter=table.separator)
+        rejected = csv.writer(rejected_file, delimiter=table.separator)
+        kept.writerow([*table.header, *(clean.LINK_COLUMNS if links else ())])
+        rejected.writerow([*table.header, *clean.REJECT_COLUMNS])
+        keep, reject = kept.writerow, rejected.writerow
+        for _, fields, reason, detail in verdicts:
+            counts[reason] += 1
+            if reason is None:
+                keep(fields)
+            else:
+                reject([*fields, reason, detail])
+    return counts
+
+
+def _clean_summary(counts: Counter[str | None]) -> str:
+    kept = counts.pop(None, 0)
+    total = sum(counts.values())
+    by_reason = ", ".join(
+        f"{reason} {counts[reason]}" for reason in clean.REJECT_REASONS if counts[reason]
+    )
+    return f"kept {kept}\nrejected {total}" + (f": {by_reason}" if by_reason else "")

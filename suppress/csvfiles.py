@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import NamedTuple, Self
 
 CHUNK_BYTES = 1 << 20
 SEPARATORS = ",;\t|"
@@ -29,6 +29,17 @@ class CsvRow:
 
     line: int
     values: dict[str, str] | None
+    problem: str | None = None
+
+
+class CsvRecord(NamedTuple):
+    """One data row as its raw fields (a tuple: ``clean`` makes millions), or the problem.
+
+    ``fields`` is empty when the row could not be split at all.
+    """
+
+    line: int
+    fields: list[str]
     problem: str | None = None
 
 
@@ -99,7 +110,9 @@ class CsvFile:
             raise CsvError("the file is empty: the first line must be a header such as 'email'")
         self.separator = sniff_separator(first_line)
         header = next(csv.reader([first_line], delimiter=self.separator))
-        self.columns = [name.strip().lower() for name in header]
+        # As written, for outputs that keep the file's own column names.
+        self.header = [name.strip() for name in header]
+        self.columns = [name.lower() for name in self.header]
         self._check_header()
         self._reader = csv.reader(self._stream, delimiter=self.separator)
 
@@ -120,6 +133,15 @@ class CsvFile:
         return self._stream.buffer.tell()
 
     def rows(self) -> Iterator[CsvRow]:
+        columns = self.columns
+        for line, fields, problem in self.records():
+            if problem is not None:
+                yield CsvRow(line, None, problem)
+            else:
+                yield CsvRow(line, dict(zip(columns, fields, strict=True)))
+
+    def records(self) -> Iterator[CsvRecord]:
+        """Every row that is not blank, as read; a row of the wrong width carries its problem."""
         width = len(self.columns)
         while True:
             try:
@@ -127,18 +149,19 @@ class CsvFile:
             except StopIteration:
                 return
             except csv.Error as error:
-                yield CsvRow(self._reader.line_num + 1, None, f"unreadable CSV: {error}")
+                yield CsvRecord(self._reader.line_num + 1, [], f"unreadable CSV: {error}")
                 continue
             if not fields or fields == [""]:
                 continue
             line = self._reader.line_num + 1  # the header line was read before the reader
-            if len(fields) > width and not any(field.strip() for field in fields[width:]):
-                fields = fields[:width]
             if len(fields) != width:
-                problem = f"{len(fields)} fields where the header has {width}"
-                yield CsvRow(line, None, problem)
-                continue
-            yield CsvRow(line, dict(zip(self.columns, fields, strict=True)))
+                if len(fields) > width and not any(field.strip() for field in fields[width:]):
+                    fields = fields[:width]
+                else:
+                    problem = f"{len(fields)} fields where the header has {width}"
+                    yield CsvRecord(line, fields, problem)
+                    continue
+            yield CsvRecord(line, fields)
 
     def close(self) -> None:
         self._stream.close()

@@ -78,6 +78,8 @@ FEEDBACK_ANSWERS = ("too_many", "not_relevant", "never_signed_up", "other")
 # the suppressions in scope is cheaper than thousands of indexed queries.
 INDEXED_LOOKUP_LIMIT = 20_000
 IN_CLAUSE_SIZE = 500
+# Hashes per IN (...) list for a whole chunk of a file: within both databases' parameter limits.
+BULK_IN_CLAUSE_SIZE = 5_000
 WRITTEN_COLUMNS = (
     "email_hash",
     "email",
@@ -398,6 +400,29 @@ def suppressed_among(addresses: Iterable[str], list: str | None = None) -> set[s
     if len(candidates) <= INDEXED_LOOKUP_LIMIT:
         return _suppressed_by_index(candidates, list)
     return _suppressed_by_scan(candidates, list)
+
+
+def covering_suppressions(
+    digests: Collection[str], list: str | None = None
+) -> dict[str, tuple[str, str]]:
+    """For the address hashes that must not be mailed, the (scope, reason) that blocks each.
+
+    One query per ``IN_CLAUSE_SIZE`` hashes through the unique index; where an address is
+    suppressed both globally and on the list, the global suppression is the one named.
+    """
+    found: dict[str, tuple[str, str]] = {}
+    now = utcnow()
+    listed = [*digests]
+    for start in range(0, len(listed), BULK_IN_CLAUSE_SIZE):
+        query = select(Suppression.email_hash, Suppression.scope, Suppression.reason).where(
+            Suppression.email_hash.in_(listed[start : start + BULK_IN_CLAUSE_SIZE]),
+            _in_scope(list),
+            _active(now),
+        )
+        for digest, scope, reason in db.session.execute(query):
+            if digest not in found or scope == GLOBAL_SCOPE:
+                found[digest] = (scope, reason)
+    return found
 
 
 def import_suppressions(

@@ -7,7 +7,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from suppress.events import Rules, record_events
-from suppress.models import AuditEntry, Subscription, Suppression, db
+from suppress.models import Address, AuditEntry, Subscription, Suppression, db
 from suppress.providers.base import Event
 from suppress.suppressions import is_suppressed
 
@@ -448,3 +448,67 @@ def test_events_export_refuses_a_bad_time(runner):
     refused = run(runner, "events", "export", "--since", "yesterday")
     assert refused.exit_code == 2
     assert "not an ISO 8601 date or time" in refused.output
+
+
+def test_clean_splits_the_file_and_summarises_by_reason(runner, write_csv, tmp_path):
+    run(runner, "suppressions", "add", "s@b.fi", "--reason", "complained")
+    path = write_csv(
+        '\ufeffName;Email\r\n"Oy; Ab";A@b.fi\r\nx;a@B.fi\r\n\r\ny;s@b.fi\r\nz;bad\r\nw\r\n'
+    )
+    out, rejects = tmp_path / "clean.csv", tmp_path / "rejects.csv"
+    result = run(runner, "clean", path, "--out", out, "--rejects", rejects)
+    assert result.exit_code == 0, result.output
+    assert "kept 1\nrejected 4: invalid 2, duplicate 1, suppressed 1" in result.output
+    assert out.read_bytes() == b'Name;Email\r\n"Oy; Ab";A@b.fi\r\n'
+    rejected = rejects.read_text().splitlines()
+    assert rejected[0] == "Name;Email;reason;detail"
+    assert rejected[2] == "y;s@b.fi;suppressed;global: complained"
+    input_rows = 5
+    assert len(out.read_text().splitlines()) - 1 + len(rejected) - 1 == input_rows
+
+
+def test_clean_without_an_address_column_names_the_columns_found(runner, write_csv, tmp_path):
+    path = write_csv("Name,Mail\nx,a@b.fi\n")
+    out, rejects = tmp_path / "clean.csv", tmp_path / "rejects.csv"
+    result = run(runner, "clean", path, "--out", out, "--rejects", rejects)
+    assert result.exit_code == 1
+    assert "no 'email' column in the header (found 'Name', 'Mail')" in result.output
+    named = run(runner, "clean", path, "--out", out, "--rejects", rejects, "--email-column", "MAIL")
+    assert named.exit_code == 0, named.output
+
+
+def test_clean_of_an_undecodable_file_says_so(runner, tmp_path):
+    path = tmp_path / "list.csv"
+    path.write_bytes(b"email\x00\n\x81\n")
+    result = run(runner, "clean", path, "--out", tmp_path / "o", "--rejects", tmp_path / "r")
+    assert result.exit_code == 1
+    assert "Error: the file" in result.output
+
+
+def test_clean_of_an_unknown_list_is_refused(runner, write_csv, tmp_path):
+    path = write_csv("email\na@b.fi\n")
+    result = run(
+        runner,
+        "clean",
+        path,
+        "--out",
+        tmp_path / "o",
+        "--rejects",
+        tmp_path / "r",
+        "--list",
+        "nope",
+    )
+    assert result.exit_code == 1
+    assert "no mailing list with the slug 'nope'" in result.output
+
+
+def test_clean_with_links_stores_the_addresses_the_links_need(runner, write_csv, tmp_path):
+    path = write_csv("email\nk@b.fi\n")
+    out = tmp_path / "clean.csv"
+    result = run(runner, "clean", path, "--out", out, "--rejects", tmp_path / "r", "--links")
+    assert result.exit_code == 0, result.output
+    header, row = out.read_text(encoding="utf-8").splitlines()
+    assert header == "email,unsubscribe_url,list_unsubscribe,list_unsubscribe_post"
+    assert "/u/" in row
+    assert row.endswith("List-Unsubscribe=One-Click")
+    assert db.session.scalar(select(func.count()).select_from(Address)) == 1

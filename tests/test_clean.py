@@ -1,0 +1,179 @@
+"""clean_rows(): one verdict per row, in order, by the first rule that applies."""
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from suppress import lists, suppressions
+from suppress.clean import clean_rows, email_column
+from suppress.csvfiles import CsvError, CsvFile
+from suppress.models import Address, Subscription, db
+
+
+def cleaned(path, mailing_list=None, links=False, column=None, chunk_rows=20_000):
+    with CsvFile(path) as table:
+        verdicts = clean_rows(
+            table.records(),
+            width=len(table.header),
+            email_index=email_column(table.header, column),
+            mailing_list=mailing_list,
+            links=links,
+            chunk_rows=chunk_rows,
+        )
+        return [(line, fields, reason, detail) for line, fields, reason, detail in verdicts]
+
+
+def reasons(path, **options):
+    return [(fields[0], reason) for _, fields, reason, _ in cleaned(path, **options)]
+
+
+def subscribe(email, mailing_list, basis, **details):
+    address = lists.ensure_address(email)
+    for name, value in details.items():
+        setattr(address, name, value)
+    db.session.flush()
+    now = datetime.now(UTC)
+    db.session.add(
+        Subscription(
+            address_id=address.id,
+            list_id=mailing_list.id,
+            status="subscribed",
+            basis=basis,
+            source="test",
+            subscribed_at=now,
+            updated_at=now,
+        )
+    )
+    db.session.flush()
+
+
+def test_rows_keep_their_order_columns_and_values(app, write_csv):
+    path = write_csv("Name,Email,Note\nAnna, a@b.fi ,x\nBo,b@b.fi,y\n")
+    assert cleaned(path) == [
+        (2, ["Anna", "a@b.fi", "x"], None, ""),
+        (3, ["Bo", "b@b.fi", "y"], None, ""),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "detail"),
+    [
+        ("n,email\nx,not-an-address\n", "An email address must have an @-sign."),
+        ("n,email\nx,\n", "no address"),
+        ("n,email\nx\n", "1 fields where the header has 2"),
+        ("n,email\nx,a@b.fi,extra\n", "3 fields where the header has 2; cut off: extra"),
+    ],
+)
+def test_a_row_without_a_usable_address_is_invalid_and_kept_at_the_header_width(
+    app, write_csv, text, detail
+):
+    ((_, fields, reason, got),) = cleaned(write_csv(text))
+    assert (len(fields), reason, got) == (2, "invalid", detail)
+
+
+def test_a_repeat_in_another_case_is_a_duplicate_naming_the_first_line(app, write_csv):
+    path = write_csv("email\nA@B.fi\n\nx@y.fi\na@b.FI\n")
+    assert cleaned(path)[-1] == (5, ["a@b.FI"], "duplicate", "same address as line 2")
+
+
+def test_blank_rows_are_skipped_not_counted(app, write_csv):
+    assert reasons(write_csv("n;email\n;\n\na;a@b.fi\n")) == [("a", None)]
+
+
+def test_suppressed_addresses_name_the_suppression_global_first(app, write_csv):
+    lists.create_list("news", "News")
+    suppressions.suppress("a@b.fi", reason="unsubscribed", source="test", scope="news")
+    suppressions.suppress("a@b.fi", reason="complained", source="test")
+    suppressions.suppress("c@b.fi", reason="unsubscribed", source="test", scope="news")
+    path = write_csv("email\na@b.fi\nc@b.fi\n")
+    assert [row[2:] for row in cleaned(path)] == [
+        ("suppressed", "global: complained"),
+        (None, ""),
+    ]
+    news = lists.find_list("news")
+    assert [row[2:] for row in cleaned(path, mailing_list=news)] == [
+        ("suppressed", "global: complained"),
+        ("suppressed", "news: unsubscribed"),
+    ]
+
+
+def test_idn_and_mixed_case_match_the_stored_suppression(app, write_csv):
+    suppressions.suppress("x@bücher.de", reason="bounced", source="test")
+    assert reasons(write_csv("email\n X@BÜCHER.DE \n")) == [("X@BÜCHER.DE", "suppressed")]
+
+
+def test_a_restricted_address_is_rejected(app, write_csv):
+    """R-GDPR-8: a restricted address is not processed for marketing."""
+    lists.ensure_address("r@b.fi").restricted = True
+    db.session.flush()
+    assert reasons(write_csv("email\nr@b.fi\n")) == [("r@b.fi", "restricted")]
+
+
+def test_list_rules_basis_consent_and_audience(app, write_csv):
+    """R-GDPR-1, R-FI-1, R-FI-5: basis on consumer lists, consent for consumers, b2b lists."""
+    shop = lists.create_list("shop", "Shop", audience="consumer")
+    b2b = lists.create_list("trade", "Trade", audience="b2b")
+    similar = lists.create_list("club", "Club", audience="consumer", similar_products=True)
+    consented = {"consent_at": datetime(2025, 1, 1, tzinfo=UTC), "kind": "consumer"}
+    subscribe("ok@gmail.com", shop, "consent", **consented)
+    subscribe("nocons@gmail.com", shop, "customer_relationship")
+    subscribe("nocons@gmail.com", club := similar, "customer_relationship")
+    path = write_csv("email\nok@gmail.com\nnocons@gmail.com\nnew@gmail.com\nsales@firm.fi\n")
+    assert [reason for _, reason in reasons(path, mailing_list=shop)] == [
+        None,
+        "no_consent",
+        "no_basis",
+        "no_basis",
+    ]
+    assert [reason for _, reason in reasons(path, mailing_list=club)][:3] == [
+        "no_basis",
+        None,
+        "no_basis",
+    ]
+    assert [reason for _, reason in reasons(path, mailing_list=b2b)] == [
+        "wrong_audience",
+        "no_consent",
+        "no_consent",
+        None,
+    ]
+
+
+def test_without_a_list_only_suppression_and_restriction_apply(app, write_csv):
+    assert reasons(write_csv("email\nnew@gmail.com\n")) == [("new@gmail.com", None)]
+
+
+def test_every_row_gets_one_verdict_across_chunks_in_order(app, write_csv):
+    suppressions.suppress("u7@b.fi", reason="manual", source="test")
+    rows = [f"u{n % 40}@b.fi" for n in range(100)] + ["bad"]
+    verdicts = cleaned(write_csv("email\n" + "\n".join(rows) + "\n"), chunk_rows=7)
+    assert [fields[0] for _, fields, _, _ in verdicts] == rows
+    assert [reason for _, _, reason, _ in verdicts].count(None) == 39
+    assert verdicts[7][2] == "suppressed"
+    assert verdicts[47][2] == "duplicate"
+
+
+def test_clean_writes_nothing_without_links(app, write_csv):
+    lists.create_list("shop", "Shop", audience="consumer")
+    before = db.session.scalar(select(func.count()).select_from(Address))
+    cleaned(write_csv("email\na@b.fi\n"), mailing_list=lists.find_list("shop"))
+    assert db.session.scalar(select(func.count()).select_from(Address)) == before
+
+
+def test_links_are_added_to_kept_rows_only(app, write_csv):
+    suppressions.suppress("s@b.fi", reason="manual", source="test")
+    kept, rejected = cleaned(write_csv("email\nk@b.fi\ns@b.fi\n"), links=True)
+    url, header, post = kept[1][1:]
+    assert "/u/" in url
+    assert header.startswith(f"<{url}>")
+    assert post == "List-Unsubscribe=One-Click"
+    assert rejected[1] == ["s@b.fi"]
+
+
+def test_the_email_column_is_found_by_name_in_any_case_or_named(app):
+    assert email_column(["Name", "E-Mail", "EMAIL"]) == 2
+    assert email_column(["Name", "E-Mail"], "e-mail") == 1
+    with pytest.raises(
+        CsvError, match="no 'email' column in the header \\(found 'Name', 'Mail'\\)"
+    ):
+        email_column(["Name", "Mail"])
