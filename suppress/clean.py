@@ -24,7 +24,7 @@ from suppress.addresses import (
 )
 from suppress.csvfiles import CsvError, CsvRecord
 from suppress.models import Address, MailingList, Subscription, db
-from suppress.suppressions import BULK_IN_CLAUSE_SIZE, covering_suppressions
+from suppress.suppressions import BULK_IN_CLAUSE_SIZE, covering_suppressions, hashed_matches
 
 # The reasons in the order they are tried: a row gets the first that applies.
 REJECT_REASONS = (
@@ -92,8 +92,9 @@ def clean_rows(
 ) -> Iterator[Cleaned]:
     """Each record with its verdict, in input order; every record gives exactly one.
 
-    Without a list only the suppressions in the global scope apply, and restriction; with one,
-    its own suppressions and the rules on lawful basis and audience (R-GDPR-1, R-FI-1, R-FI-5).
+    Without a list only the suppressions in the global scope, the partners' hashed lists and
+    restriction apply; with one, also its own suppressions and the rules on lawful basis and
+    audience (R-GDPR-1, R-FI-1, R-FI-5).
     """
     if links:
         tokens.page_url("check")  # refuses an http:// base URL before anything is written
@@ -169,6 +170,9 @@ def _judged(
         return
     slug = mailing_list.slug if mailing_list else None
     suppressed = covering_suppressions(digests, slug)
+    hashed = hashed_matches(
+        {entry[2] for entry in chunk if entry[4] is None and entry[3] not in suppressed}
+    )
     known = _known_addresses(digests - suppressed.keys(), mailing_list)
     classify_kind = _classifier()
     for line, fields, normalised, digest, reason, detail in chunk:
@@ -176,6 +180,8 @@ def _judged(
             if digest in suppressed:
                 scope, why = suppressed[digest]
                 reason, detail = "suppressed", f"{scope}: {why}"
+            elif normalised in hashed:
+                reason, detail = "suppressed", f"hashed list: {hashed[normalised]}"
             elif digest in known:
                 reason, detail = _rule_broken(known[digest], mailing_list)
             elif mailing_list is not None:

@@ -24,7 +24,7 @@ from sqlalchemy.exc import OperationalError
 
 from suppress import clean, events, lists, suppressions, tokens
 from suppress.addresses import InvalidAddress, normalise, normalise_and_hash
-from suppress.csvfiles import CsvError, CsvFile, CsvRecord
+from suppress.csvfiles import CsvError, CsvFile, CsvRecord, detect_encoding
 from suppress.models import AUDIENCES, GLOBAL_SCOPE, REASONS, Suppression, db
 from suppress.tokens import MAX_CAMPAIGN_LENGTH
 
@@ -203,6 +203,39 @@ def import_command(path: Path, source: str | None) -> None:
     )
     if report.rejected and not (report.written or report.unchanged):
         raise click.ClickException("no row could be imported")
+
+
+@suppressions_cli.command("import-hashes")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--algorithm", type=click.Choice(sorted(HASHES)), required=True)
+@click.option("--source", help="Names the list in each hash's source (default: file name).")
+@domain_command
+def import_hashes_command(path: Path, algorithm: str, source: str | None) -> None:
+    """Import a partner's opt-out file of hashed normalised addresses.
+
+    One hash per line, or a CSV column named 'hash', 'digest', 'email_hash' or after the
+    algorithm. Each refused line is reported with its number; the command fails only when no
+    hash could be read.
+    """
+    try:
+        encoding = detect_encoding(path)
+        stream = path.open(encoding=encoding, newline="")
+    except OSError as error:
+        raise click.ClickException(f"cannot read {path}: {error.strerror}") from None
+    with stream:
+        report = suppressions.import_hashed_suppressions(
+            stream,
+            algorithm,
+            source or path.name,
+            _reject,
+            actor=operator(),
+            batch_size=current_app.config["IMPORT_BATCH_SIZE"],
+        )
+    click.echo(
+        f"{report.written} written, {report.unchanged} already stored, {report.rejected} rejected"
+    )
+    if not (report.written or report.unchanged):
+        raise click.ClickException(f"no {algorithm} hash could be read")
 
 
 def _reject(line: int, problem: str) -> None:

@@ -47,6 +47,8 @@ SUBSCRIPTION_STATUSES = ("subscribed", "unsubscribed")
 # The lawful basis a subscription rests on (RULES.md R-GDPR-1); NULL when none was recorded,
 # which ``clean`` drops as ``no_basis``.
 BASES = ("consent", "customer_relationship", "b2b_role", "legitimate_interest")
+# The digests a partner's opt-out file may hold, of normalised addresses.
+HASH_ALGORITHMS = ("md5", "sha256", "sha512")
 # Stable constraint names, so that migrations (and SQLite's batch mode) can refer to them.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -214,6 +216,26 @@ class Suppression(db.Model):
 
     def is_active(self, now: datetime | None = None) -> bool:
         return self.expires_at is None or self.expires_at > (now or utcnow())
+
+
+class HashedSuppression(db.Model):
+    """A hash of an address that must not be mailed, from a partner's or an affiliate
+    network's opt-out file: the address itself was never given, so it is never stored.
+
+    ``digest`` is lower-case hex of the normalised address under ``algorithm``.
+    """
+
+    __tablename__ = "hashed_suppressions"
+    __table_args__ = (
+        UniqueConstraint("algorithm", "digest"),
+        CheckConstraint(_in("algorithm", HASH_ALGORITHMS), name="algorithm"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    algorithm: Mapped[str] = mapped_column(String(8))
+    digest: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class AuditEntry(db.Model):

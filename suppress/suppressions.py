@@ -10,13 +10,14 @@ PostgreSQL alike: a repeat keeps the first ``created_at``; a stronger reason (a 
 an unsubscribe) replaces a weaker one; a lapsed suppression starts afresh.
 """
 
+import csv
 import functools
 import hashlib
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import islice
+from itertools import chain, islice
 from operator import itemgetter
 from typing import Any
 
@@ -41,12 +42,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from suppress.addresses import InvalidAddress, normalise_and_hash
+from suppress.csvfiles import sniff_separator
 from suppress.database import DirectTransaction, Prepared
 from suppress.models import (
     GLOBAL_SCOPE,
+    HASH_ALGORITHMS,
     REASONS,
     Address,
     AuditEntry,
+    HashedSuppression,
     MailingList,
     Suppression,
     db,
@@ -80,6 +84,13 @@ INDEXED_LOOKUP_LIMIT = 20_000
 IN_CLAUSE_SIZE = 500
 # Hashes per IN (...) list for a whole chunk of a file: within both databases' parameter limits.
 BULK_IN_CLAUSE_SIZE = 5_000
+# Hex digits per digest, by algorithm: a line of another length is not a hash of that kind.
+HEX_LENGTHS = {"md5": 32, "sha256": 64, "sha512": 128}
+# Rows per multi-row INSERT of hashes (four values each): within both databases' limits.
+HASH_INSERT_ROWS = 1_000
+# Header names under which a CSV file of hashes may carry them, besides the algorithm's name.
+HASH_COLUMNS = ("hash", "digest", "email_hash")
+_HEX = re.compile(r"[0-9a-f]+")
 WRITTEN_COLUMNS = (
     "email_hash",
     "email",
@@ -678,3 +689,134 @@ def _redact(text: str | None, email: str) -> str | None:
     if not text:
         return text
     return re.sub(re.escape(email), "[address]", text, flags=re.IGNORECASE)
+
+
+def import_hashed_suppressions(
+    lines: Iterable[str],
+    algorithm: str,
+    source: str,
+    on_reject: Callable[[int, str], None],
+    *,
+    actor: str | None = None,
+    batch_size: int = 20_000,
+) -> ImportReport:
+    """Store a partner's opt-out hashes of normalised addresses; the addresses stay unknown.
+
+    ``lines`` is the file's text, one hash per line, or a CSV file whose header names the
+    column (``hash``, ``digest``, ``email_hash`` or the algorithm's name). Hex in either case,
+    surrounding blanks ignored; a line that is not a hash of ``algorithm`` goes to
+    ``on_reject`` with its line number. Written a batch per commit, a repeat left as it is;
+    one audit entry records the import.
+    """
+    if algorithm not in HEX_LENGTHS:
+        raise SuppressionError(f"unknown algorithm {algorithm!r}: use {', '.join(HASH_ALGORITHMS)}")
+    report = ImportReport()
+    table = HashedSuppression.__table__
+    insert = (
+        postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    )
+    fixed = {"algorithm": algorithm, "source": source, "created_at": utcnow()}
+    digests = _hash_values(lines, algorithm, report, on_reject)
+    for batch in _batches(({**fixed, "digest": digest} for digest in digests), batch_size):
+        for start in range(0, len(batch), HASH_INSERT_ROWS):
+            rows = batch[start : start + HASH_INSERT_ROWS]
+            statement = (
+                insert(table)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=[table.c.algorithm, table.c.digest])
+                .returning(table.c.id)
+            )
+            written = len(db.session.execute(statement).all())
+            report.written += written
+            report.unchanged += len(rows) - written
+        db.session.commit()
+    db.session.add(
+        AuditEntry(
+            actor=actor or source,
+            action="hashed_suppression.import",
+            detail={"source": source, "algorithm": algorithm, **report.__dict__},
+        )
+    )
+    db.session.commit()
+    return report
+
+
+def _hash_values(
+    lines: Iterable[str],
+    algorithm: str,
+    report: ImportReport,
+    on_reject: Callable[[int, str], None],
+) -> Iterator[str]:
+    """The lower-case digests of the file, from its only column or the one its header names."""
+    length = HEX_LENGTHS[algorithm]
+    stripped = (line.rstrip("\r\n") for line in lines)
+    first = next(stripped, "")
+    reader = csv.reader(chain([first], stripped), delimiter=sniff_separator(first))
+    column = 0
+    for fields in reader:
+        line = reader.line_num
+        cells = [field.strip() for field in fields]
+        if not any(cells):
+            continue
+        if line == 1 and column == 0 and not _is_hex(cells[0].lower(), length):
+            names = [cell.lower() for cell in cells]
+            found = [name for name in (algorithm, *HASH_COLUMNS) if name in names]
+            if found:
+                column = names.index(found[0])
+                continue
+        value = cells[column].lower() if column < len(cells) else ""
+        if not _is_hex(value, length):
+            report.rejected += 1
+            on_reject(line, _why_not_a_hash(value, algorithm, length))
+            continue
+        yield value
+
+
+def _is_hex(value: str, length: int) -> bool:
+    return len(value) == length and _HEX.fullmatch(value) is not None
+
+
+def _why_not_a_hash(value: str, algorithm: str, length: int) -> str:
+    if not value:
+        return f"no {algorithm} hash"
+    if _HEX.fullmatch(value) is None:
+        return f"not a hexadecimal {algorithm} hash"
+    return f"{len(value)} hex digits where {algorithm} has {length}"
+
+
+def hashed_matches(normalised_addresses: Iterable[str]) -> dict[str, str]:
+    """For the (already normalised) addresses a partner's hash list holds, its source.
+
+    Only the algorithms present in the table are tried, each hash looked up in chunks through
+    the unique index.
+    """
+    present = _hash_algorithms_present()
+    if not present:
+        return {}
+    candidates = [*normalised_addresses]
+    found: dict[str, str] = {}
+    for algorithm in present:
+        digest_of = getattr(hashlib, algorithm)
+        by_digest = {
+            digest_of(address.encode()).hexdigest(): address
+            for address in candidates
+            if address not in found
+        }
+        listed = [*by_digest]
+        for start in range(0, len(listed), BULK_IN_CLAUSE_SIZE):
+            query = select(HashedSuppression.digest, HashedSuppression.source).where(
+                HashedSuppression.algorithm == algorithm,
+                HashedSuppression.digest.in_(listed[start : start + BULK_IN_CLAUSE_SIZE]),
+            )
+            for digest, source in db.session.execute(query):
+                found[by_digest[digest]] = source
+    return found
+
+
+def _hash_algorithms_present() -> list[str]:
+    """The algorithms with at least one stored hash: one query of an index probe each."""
+    probes = [
+        exists().where(HashedSuppression.algorithm == algorithm) for algorithm in HASH_ALGORITHMS
+    ]
+    present = db.session.execute(select(*probes)).one()
+    return [algorithm for algorithm, there in zip(HASH_ALGORITHMS, present, strict=True) if there]

@@ -1,11 +1,13 @@
 """clean_rows(): one verdict per row, in order, by the first rule that applies."""
 
+import hashlib
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
 
-from suppress import lists, suppressions
+from suppress import clean, lists, suppressions
+from suppress.addresses import normalise
 from suppress.clean import clean_rows, email_column
 from suppress.csvfiles import CsvError, CsvFile
 from suppress.models import Address, Subscription, db
@@ -22,6 +24,10 @@ def cleaned(path, mailing_list=None, links=False, column=None, chunk_rows=20_000
             chunk_rows=chunk_rows,
         )
         return [(line, fields, reason, detail) for line, fields, reason, detail in verdicts]
+
+
+def md5(address):
+    return hashlib.md5(address.encode()).hexdigest()
 
 
 def reasons(path, **options):
@@ -177,3 +183,36 @@ def test_the_email_column_is_found_by_name_in_any_case_or_named(app):
         CsvError, match="no 'email' column in the header \\(found 'Name', 'Mail'\\)"
     ):
         email_column(["Name", "Mail"])
+
+
+def test_an_address_on_a_partners_hashed_list_is_suppressed_naming_the_list(app, write_csv):
+    digest = hashlib.sha256(normalise("x@bücher.de").encode()).hexdigest()  # the punycode form
+    suppressions.import_hashed_suppressions([digest], "sha256", "affiliates.csv", print)
+    path = write_csv("email\n X@BÜCHER.DE \nb@b.fi\n")
+    assert [row[2:] for row in cleaned(path)] == [
+        ("suppressed", "hashed list: affiliates.csv"),
+        (None, ""),
+    ]
+
+
+def test_a_stored_suppression_is_named_before_a_hashed_list(app, write_csv):
+    suppressions.suppress("a@b.fi", reason="complained", source="test")
+    suppressions.import_hashed_suppressions([md5("a@b.fi")], "md5", "partner", print)
+    assert [row[2:] for row in cleaned(write_csv("email\na@b.fi\n"))] == [
+        ("suppressed", "global: complained")
+    ]
+
+
+def test_hashed_suppressions_are_looked_up_once_per_chunk(app, write_csv, monkeypatch):
+    suppressions.import_hashed_suppressions([md5("c@b.fi")], "md5", "partner", print)
+    calls = []
+    real = clean.hashed_matches
+    monkeypatch.setattr(clean, "hashed_matches", lambda found: calls.append(1) or real(found))
+    path = write_csv("email\na@b.fi\nb@b.fi\nc@b.fi\nd@b.fi\n")
+    assert [reason for _, _, reason, _ in cleaned(path, chunk_rows=2)] == [
+        None,
+        None,
+        "suppressed",
+        None,
+    ]
+    assert len(calls) == 2

@@ -7,7 +7,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from suppress.events import Rules, record_events
-from suppress.models import Address, AuditEntry, Subscription, Suppression, db
+from suppress.models import Address, AuditEntry, HashedSuppression, Subscription, Suppression, db
 from suppress.providers.base import Event
 from suppress.suppressions import is_suppressed
 
@@ -512,3 +512,52 @@ def test_clean_with_links_stores_the_addresses_the_links_need(runner, write_csv,
     assert "/u/" in row
     assert row.endswith("List-Unsubscribe=One-Click")
     assert db.session.scalar(select(func.count()).select_from(Address)) == 1
+
+
+def test_import_hashes_reports_each_refused_line_and_stores_the_rest(runner, write_csv):
+    digest = hashlib.md5(b"a@b.fi").hexdigest()
+    path = write_csv(f"{digest.upper()}\r\nnot-a-hash\r\n{digest[:31]}\r\n", name="opt-out.txt")
+    result = run(runner, "suppressions", "import-hashes", path, "--algorithm", "md5")
+    assert result.exit_code == 0, result.output
+    assert "1 written, 0 already stored, 2 rejected" in result.stdout
+    assert "line 2: not a hexadecimal md5 hash" in result.stderr
+    assert "line 3: 31 hex digits where md5 has 32" in result.stderr
+    assert db.session.scalar(select(HashedSuppression.source)) == "opt-out.txt"
+
+
+def test_import_hashes_takes_the_source_name(runner, write_csv):
+    path = write_csv(hashlib.sha256(b"a@b.fi").hexdigest() + "\n")
+    run(runner, "suppressions", "import-hashes", path, "--algorithm", "sha256", "--source", "net")
+    assert db.session.scalar(select(HashedSuppression.source)) == "net"
+
+
+def test_import_hashes_where_no_line_is_a_hash_fails(runner, write_csv):
+    path = write_csv("a@b.fi\n")
+    result = run(runner, "suppressions", "import-hashes", path, "--algorithm", "sha512")
+    assert result.exit_code == 1
+    assert "line 1: not a hexadecimal sha512 hash" in result.stderr
+    assert "no sha512 hash could be read" in result.output
+
+
+def test_import_hashes_needs_an_algorithm(runner, write_csv):
+    result = run(runner, "suppressions", "import-hashes", write_csv("00\n"))
+    assert result.exit_code == 2
+    assert "--algorithm" in result.output
+
+
+@pytest.mark.parametrize("algorithm", ["md5", "sha256", "sha512"])
+def test_hashes_exported_by_one_service_import_into_another_and_clean_the_list(
+    runner, tmp_path, write_csv, algorithm
+):
+    run(runner, "suppressions", "add", "Gone@B.fi")
+    exported = tmp_path / "exchange.txt"
+    run(runner, "suppressions", "export", "--hash", algorithm, "--out", str(exported))
+    db.session.execute(Suppression.__table__.delete())
+    db.session.commit()
+    result = run(runner, "suppressions", "import-hashes", exported, "--algorithm", algorithm)
+    assert "1 written" in result.stdout
+    sendlist = write_csv("email\ngone@b.fi\nkept@b.fi\n")
+    out, rejects = tmp_path / "clean.csv", tmp_path / "rejects.csv"
+    run(runner, "clean", sendlist, "--out", str(out), "--rejects", str(rejects))
+    assert rejects.read_text().splitlines()[1] == "gone@b.fi,suppressed,hashed list: exchange.txt"
+    assert out.read_text().splitlines() == ["email", "kept@b.fi"]

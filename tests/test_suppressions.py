@@ -1,3 +1,4 @@
+import hashlib
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -7,7 +8,7 @@ from sqlalchemy import create_engine, func, select, text
 from suppress import suppressions
 from suppress.addresses import InvalidAddress, email_hash
 from suppress.lists import create_list
-from suppress.models import AuditEntry, AuditIsAppendOnly, Suppression, db
+from suppress.models import AuditEntry, AuditIsAppendOnly, HashedSuppression, Suppression, db
 from suppress.suppressions import (
     LiftRefused,
     NotSuppressed,
@@ -258,3 +259,75 @@ def test_concurrent_writers_wait_their_turn_instead_of_failing(app):
         thread.join()
     assert errors == []
     assert db.session.scalar(select(func.count()).select_from(Suppression)) == 60
+
+
+def import_hashes(lines, algorithm="md5", source="partner", batch_size=20_000):
+    refused = []
+    report = suppressions.import_hashed_suppressions(
+        lines,
+        algorithm,
+        source,
+        lambda line, why: refused.append((line, why)),
+        batch_size=batch_size,
+    )
+    return report, refused
+
+
+def md5(address):
+    return hashlib.md5(address.encode()).hexdigest()
+
+
+def test_hashed_import_stores_lower_case_digests_and_never_an_address(app):
+    report, refused = import_hashes([f"  {md5('a@b.fi').upper()} \n", f"{md5('c@b.fi')}\n"])
+    assert (report.written, report.unchanged, report.rejected, refused) == (2, 0, 0, [])
+    rows = db.session.execute(select(HashedSuppression.algorithm, HashedSuppression.digest))
+    assert sorted(rows) == sorted([("md5", md5("a@b.fi")), ("md5", md5("c@b.fi"))])
+    assert db.session.scalar(select(func.count()).select_from(Suppression)) == 0
+
+
+def test_hashed_import_refuses_lines_that_do_not_fit_the_algorithm_with_their_numbers(app):
+    lines = [md5("a@b.fi"), "", "a@b.fi", md5("a@b.fi")[:30], "sha:" + "0" * 28]
+    report, refused = import_hashes(lines)
+    assert report.written == 1
+    assert refused == [
+        (3, "not a hexadecimal md5 hash"),
+        (4, "30 hex digits where md5 has 32"),
+        (5, "not a hexadecimal md5 hash"),
+    ]
+
+
+def test_hashed_import_of_a_repeat_or_a_duplicate_line_changes_nothing(app):
+    import_hashes([md5("a@b.fi")])
+    report, _ = import_hashes([md5("a@b.fi"), md5("b@b.fi"), md5("b@b.fi")], batch_size=1)
+    assert (report.written, report.unchanged) == (1, 2)
+    assert db.session.scalar(select(func.count()).select_from(HashedSuppression)) == 2
+
+
+def test_hashed_import_reads_the_named_column_of_a_csv_file(app):
+    lines = ["id;SHA256;note\n", f"7;{hashlib.sha256(b'a@b.fi').hexdigest()};x\n", "8;;y\n"]
+    report, refused = import_hashes(lines, algorithm="sha256")
+    assert (report.written, refused) == (1, [(3, "no sha256 hash")])
+
+
+def test_hashed_import_writes_one_audit_entry_with_the_counts(app):
+    import_hashes([md5("a@b.fi"), "zz"], source="affiliates.txt")
+    (entry,) = audit_entries()
+    assert entry.action == "hashed_suppression.import"
+    assert entry.detail == {
+        "source": "affiliates.txt",
+        "algorithm": "md5",
+        "written": 1,
+        "unchanged": 0,
+        "rejected": 1,
+    }
+
+
+def test_hashed_matches_names_the_source_of_each_matching_address(app):
+    import_hashes([md5("a@b.fi")], source="network")
+    import_hashes([hashlib.sha512(b"c@b.fi").hexdigest()], algorithm="sha512", source="partner")
+    found = suppressions.hashed_matches(["a@b.fi", "b@b.fi", "c@b.fi"])
+    assert found == {"a@b.fi": "network", "c@b.fi": "partner"}
+
+
+def test_hashed_matches_without_hashes_stored_finds_nothing(app):
+    assert suppressions.hashed_matches(["a@b.fi"]) == {}
