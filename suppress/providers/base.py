@@ -249,6 +249,31 @@ def load_json(body: bytes) -> Any:
         raise Malformed(f"the body is not JSON: {error}") from None
 
 
+def nonblank(value: Any) -> str | None:
+    """A string field as sent; None when it is absent, blank or not a string."""
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def optional_text(record: Mapping[str, Any], key: str) -> str | None:
+    return nonblank(record.get(key))
+
+
+def required_text(record: Mapping[str, Any], key: str) -> str:
+    """A string field the provider documents as always present; Malformed without it."""
+    value = nonblank(record.get(key))
+    if value is None:
+        raise Malformed(f"missing or empty {key}")
+    return value
+
+
+def scalar_text(value: Any) -> str | None:
+    """A scalar field (ids and codes come as strings or numbers) as text; None for objects,
+    lists, booleans and blanks."""
+    if value is None or isinstance(value, (dict, list, bool)):
+        return None
+    return str(value).strip() or None
+
+
 def synthetic_id(*parts: object) -> str:
     """A stable id for an event the provider gives none (PROVIDERS.md §0 Deduplication).
 

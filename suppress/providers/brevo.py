@@ -25,6 +25,7 @@ from suppress.providers.base import (
     credentials_list,
     from_epoch,
     load_json,
+    optional_text,
     same,
     secrets_list,
     synthetic_id,
@@ -225,8 +226,3 @@ def campaign(record: Mapping[str, Any]) -> str | None:
     if isinstance(tags, list) and tags and isinstance(tags[0], str) and tags[0]:
         return tags[0]
     return None
-
-
-def optional_text(record: Mapping[str, Any], key: str) -> str | None:
-    value = record.get(key)
-    return value if isinstance(value, str) and value.strip() else None

@@ -21,6 +21,7 @@ from suppress.providers.base import (
     Reply,
     from_iso,
     load_json,
+    nonblank,
     same,
     secrets_list,
     synthetic_id,
@@ -190,18 +191,18 @@ def _flat(data: dict) -> Activity:
     ``meta`` is an empty list, not an object, when there is nothing in it (anymail tests).
     """
     meta = _object(data, "meta")
-    reason = next((meta[key] for key in REASON_FIELDS if _text(meta.get(key))), None)
+    reason = next((meta[key] for key in REASON_FIELDS if nonblank(meta.get(key))), None)
     code = meta.get("bounce_code")
     parts = [str(code)] if code not in (None, "") else []
     if reason:
         parts.append(reason)
     return Activity(
-        recipient=_text(data.get("recipient")),
-        message_id=_text(data.get("message_id")),
+        recipient=nonblank(data.get("recipient")),
+        message_id=nonblank(data.get("message_id")),
         diagnostic=" ".join(parts) or None,
-        url=_text(meta.get("url")),
-        ip=_text(meta.get("ip")),
-        user_agent=_text(meta.get("user_agent")),
+        url=nonblank(meta.get("url")),
+        ip=nonblank(meta.get("ip")),
+        user_agent=nonblank(meta.get("user_agent")),
     )
 
 
@@ -210,19 +211,15 @@ def _nested(data: dict) -> Activity:
     email = _object(data, "email")
     morph = _object(data, "morph")
     return Activity(
-        recipient=_text(_object(email, "recipient").get("email")),
-        message_id=_text(_object(email, "message").get("id")),
-        diagnostic=_text(morph.get("readable_reason")) or _text(morph.get("reason")),
-        url=_text(morph.get("url")),
-        ip=_text(morph.get("ip")),
-        user_agent=_text(morph.get("user_agent")),
+        recipient=nonblank(_object(email, "recipient").get("email")),
+        message_id=nonblank(_object(email, "message").get("id")),
+        diagnostic=nonblank(morph.get("readable_reason")) or nonblank(morph.get("reason")),
+        url=nonblank(morph.get("url")),
+        ip=nonblank(morph.get("ip")),
+        user_agent=nonblank(morph.get("user_agent")),
     )
 
 
 def _object(data: dict, key: str) -> dict:
     value = data.get(key)
     return value if isinstance(value, dict) else {}
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None

@@ -30,7 +30,9 @@ from suppress.providers.base import (
     Rejected,
     Reply,
     from_epoch,
+    required_text,
     same,
+    scalar_text,
     seconds,
     secrets_list,
     text,
@@ -156,7 +158,7 @@ class Mailgun(Provider):
         data = document.get("event-data") if isinstance(document, dict) else None
         if not isinstance(data, dict):
             raise Malformed("a Mailgun body is an object with an event-data object")
-        raw = _required_text(data, "event")
+        raw = required_text(data, "event")
         kind, bounce_class = _classify(raw, data)
         message = data.get("message") if isinstance(data.get("message"), dict) else {}
         headers = message.get("headers") if isinstance(message.get("headers"), dict) else {}
@@ -170,7 +172,7 @@ class Mailgun(Provider):
                 raw_type=raw,
                 bounce_class=bounce_class,
                 diagnostic=_diagnostic(data.get("delivery-status")),
-                message_id=_optional(headers.get("message-id")),
+                message_id=scalar_text(headers.get("message-id")),
                 campaign=_campaign(data.get("user-variables")),
                 **_engagement(data),
             )
@@ -220,7 +222,7 @@ def _classify(raw: str, data: dict) -> tuple[str, str | None]:
 
 def _event_id(data: dict) -> str:
     # event-data.id is only unique within a day (anymail), so the event time joins it.
-    event_id = _required_text(data, "id")
+    event_id = required_text(data, "id")
     return f"{event_id}:{data.get('timestamp')}"
 
 
@@ -241,32 +243,19 @@ def _diagnostic(status: Any) -> str | None:
     if not isinstance(status, dict):
         return None
     fields = ("code", "enhanced-code", "message", "description")
-    parts = list(dict.fromkeys(filter(None, (_optional(status.get(f)) for f in fields))))
+    parts = list(dict.fromkeys(filter(None, (scalar_text(status.get(f)) for f in fields))))
     kept = [part for part in parts if not any(part != other and part in other for other in parts)]
     return " ".join(kept) or None
 
 
 def _campaign(variables: Any) -> str | None:
-    return _optional(variables.get(CAMPAIGN_VARIABLE)) if isinstance(variables, dict) else None
+    return scalar_text(variables.get(CAMPAIGN_VARIABLE)) if isinstance(variables, dict) else None
 
 
 def _engagement(data: dict) -> dict[str, Any]:
     client = data.get("client-info") if isinstance(data.get("client-info"), dict) else {}
     return {
-        "url": _optional(data.get("url")),
-        "ip": _optional(data.get("ip")),
-        "user_agent": _optional(client.get("user-agent")),
+        "url": scalar_text(data.get("url")),
+        "ip": scalar_text(data.get("ip")),
+        "user_agent": scalar_text(client.get("user-agent")),
     }
-
-
-def _required_text(data: dict, field: str) -> str:
-    value = data.get(field)
-    if not isinstance(value, str) or not value.strip():
-        raise Malformed(f"a Mailgun event without {field}")
-    return value
-
-
-def _optional(value: Any) -> str | None:
-    if value is None or isinstance(value, (dict, list, bool)):
-        return None
-    return str(value).strip() or None

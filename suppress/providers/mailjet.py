@@ -22,6 +22,8 @@ from suppress.providers.base import (
     credentials_list,
     from_epoch,
     load_json,
+    optional_text,
+    required_text,
     synthetic_id,
     text,
     url,
@@ -144,15 +146,3 @@ def nonzero_id(record: Mapping[str, Any], key: str) -> str | None:
     if isinstance(value, bool) or value in (None, 0, "", "0"):
         return None
     return str(value)
-
-
-def required_text(record: Mapping[str, Any], key: str) -> str:
-    value = record.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise Malformed(f"missing or empty {key}")
-    return value
-
-
-def optional_text(record: Mapping[str, Any], key: str) -> str | None:
-    value = record.get(key)
-    return value if isinstance(value, str) and value.strip() else None

@@ -29,6 +29,7 @@ from suppress.providers.base import (
     Reply,
     from_epoch,
     same,
+    scalar_text,
     secrets_list,
     synthetic_id,
     text,
@@ -143,7 +144,7 @@ class Mandrill(Provider):
         kind = EVENT_TYPES.get(raw, "unknown")
         msg = item.get("msg") if isinstance(item.get("msg"), dict) else {}
         recipient = _recipient(msg, raw, kind)
-        message_id = _optional(msg.get("_id") or item.get("_id"))
+        message_id = scalar_text(msg.get("_id") or item.get("_id"))
         return Event(
             provider=self.slug,
             provider_event_id=synthetic_id(self.slug, raw, recipient, message_id, item.get("ts")),
@@ -162,7 +163,7 @@ class Mandrill(Provider):
     def _sync_event(self, item: dict) -> Event:
         raw = f"{item.get('type')}:{item.get('action')}"
         entry = item.get("reject") or item.get("entry")
-        recipient = _optional(entry.get("email")) if isinstance(entry, dict) else None
+        recipient = scalar_text(entry.get("email")) if isinstance(entry, dict) else None
         return Event(
             provider=self.slug,
             provider_event_id=synthetic_id(self.slug, raw, recipient, None, item.get("ts")),
@@ -214,11 +215,11 @@ def _diagnostic(msg: dict) -> str | None:
     smtp_events = msg.get("smtp_events")
     last = smtp_events[-1] if isinstance(smtp_events, list) and smtp_events else {}
     last_reply = last.get("diag") if isinstance(last, dict) else None
-    return _optional(msg.get("diag") or last_reply or msg.get("bounce_description"))
+    return scalar_text(msg.get("diag") or last_reply or msg.get("bounce_description"))
 
 
 def _campaign(metadata: Any) -> str | None:
-    return _optional(metadata.get(CAMPAIGN_METADATA)) if isinstance(metadata, dict) else None
+    return scalar_text(metadata.get(CAMPAIGN_METADATA)) if isinstance(metadata, dict) else None
 
 
 def _engagement(item: dict) -> dict[str, Any]:
@@ -227,14 +228,8 @@ def _engagement(item: dict) -> dict[str, Any]:
     # agent, "robot" among its values; only that is taken as a verdict.
     robot = isinstance(parsed, dict) and str(parsed.get("type")).lower() == "robot"
     return {
-        "url": _optional(item.get("url")),
-        "ip": _optional(item.get("ip")),
-        "user_agent": _optional(item.get("user_agent")),
+        "url": scalar_text(item.get("url")),
+        "ip": scalar_text(item.get("ip")),
+        "user_agent": scalar_text(item.get("user_agent")),
         "machine": True if robot else None,
     }
-
-
-def _optional(value: Any) -> str | None:
-    if value is None or isinstance(value, (dict, list, bool)):
-        return None
-    return str(value).strip() or None

@@ -29,6 +29,7 @@ from suppress.providers.base import (
     Reply,
     from_epoch,
     load_json,
+    nonblank,
     text,
     url,
 )
@@ -106,10 +107,6 @@ def public_keys(value: Any) -> tuple[rsa.RSAPublicKey, ...]:
     return tuple(rsa_key(key) for key in keys)
 
 
-def optional_text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 def message_of(payload: dict[str, Any], name: str) -> dict[str, Any] | None:
     message = payload.get(name)
     if message is None:
@@ -179,18 +176,18 @@ class Postal(Provider):
                 provider=self.slug,
                 provider_event_id=request_id,  # the same on every retry (Webhooks docs)
                 type=kind,
-                recipient=optional_text(message.get("to")) if message else None,
+                recipient=nonblank(message.get("to")) if message else None,
                 occurred_at=queued_at if stamp is None else from_epoch(stamp),
                 raw_type=raw_type,
                 bounce_class=BOUNCE_CLASS if kind == "bounced" else None,
-                diagnostic=optional_text(payload.get("output"))
-                or optional_text(payload.get("details"))
-                or (optional_text(bounce.get("subject")) if bounce else None),
-                message_id=optional_text(message.get("message_id")) if message else None,
-                campaign=optional_text(message.get("tag")) if message else None,
-                url=optional_text(payload.get("url")),
-                ip=optional_text(payload.get("ip_address")),
-                user_agent=optional_text(payload.get("user_agent")),
+                diagnostic=nonblank(payload.get("output"))
+                or nonblank(payload.get("details"))
+                or (nonblank(bounce.get("subject")) if bounce else None),
+                message_id=nonblank(message.get("message_id")) if message else None,
+                campaign=nonblank(message.get("tag")) if message else None,
+                url=nonblank(payload.get("url")),
+                ip=nonblank(payload.get("ip_address")),
+                user_agent=nonblank(payload.get("user_agent")),
             )
         ]
 

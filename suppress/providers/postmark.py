@@ -23,6 +23,8 @@ from suppress.providers.base import (
     credentials_list,
     from_iso,
     load_json,
+    optional_text,
+    required_text,
     same,
     secrets_list,
     synthetic_id,
@@ -243,15 +245,3 @@ def stream_scope(record_type: str, record: Mapping[str, Any]) -> str | None:
 def geo_ip(record: Mapping[str, Any]) -> str | None:
     geo = record.get("Geo")
     return optional_text(geo, "IP") if isinstance(geo, dict) else None
-
-
-def required_text(record: Mapping[str, Any], key: str) -> str:
-    value = record.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise Malformed(f"missing or empty {key}")
-    return value
-
-
-def optional_text(record: Mapping[str, Any], key: str) -> str | None:
-    value = record.get(key)
-    return value if isinstance(value, str) and value.strip() else None

@@ -17,6 +17,7 @@ from suppress.providers.base import (
     Provider,
     from_iso,
     load_json,
+    nonblank,
     text,
     url,
 )
@@ -153,8 +154,8 @@ def _recipients(raw_type: str, data: dict) -> list[str | None]:
 def _details(raw_type: str, data: dict) -> dict[str, Any]:
     """The optional Event fields each kind of payload carries."""
     details: dict[str, Any] = {
-        "message_id": _optional(data.get("email_id")),
-        "campaign": _optional(data.get("broadcast_id")),
+        "message_id": nonblank(data.get("email_id")),
+        "campaign": nonblank(data.get("broadcast_id")),
     }
     if raw_type == "email.bounced":
         bounce = _object(data, "bounce")
@@ -162,15 +163,15 @@ def _details(raw_type: str, data: dict) -> dict[str, Any]:
         details["diagnostic"] = _bounce_text(bounce)
     elif raw_type == "email.clicked":
         click = _object(data, "click")
-        details["url"] = _optional(click.get("link"))
-        details["ip"] = _optional(click.get("ipAddress"))
-        details["user_agent"] = _optional(click.get("userAgent"))
+        details["url"] = nonblank(click.get("link"))
+        details["ip"] = nonblank(click.get("ipAddress"))
+        details["user_agent"] = nonblank(click.get("userAgent"))
     elif raw_type == "email.failed":
-        details["diagnostic"] = _optional(_object(data, "failed").get("reason"))
+        details["diagnostic"] = nonblank(_object(data, "failed").get("reason"))
     elif raw_type == "email.suppressed":
-        details["diagnostic"] = _optional(_object(data, "suppressed").get("message"))
+        details["diagnostic"] = nonblank(_object(data, "suppressed").get("message"))
     elif raw_type.startswith("contact."):
-        details["list_ref"] = _optional(data.get("audience_id"))
+        details["list_ref"] = nonblank(data.get("audience_id"))
     return details
 
 
@@ -182,7 +183,7 @@ def _bounce_text(bounce: dict) -> str | None:
     codes = bounce.get("diagnosticCode")
     codes = [codes] if isinstance(codes, str) else codes if isinstance(codes, list) else []
     parts = [code for code in codes if isinstance(code, str) and code]
-    message = _optional(bounce.get("message"))
+    message = nonblank(bounce.get("message"))
     if message:
         parts.append(message)
     return "; ".join(parts) or None
@@ -191,7 +192,3 @@ def _bounce_text(bounce: dict) -> str | None:
 def _object(data: dict, key: str) -> dict:
     value = data.get(key)
     return value if isinstance(value, dict) else {}
-
-
-def _optional(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None

@@ -30,6 +30,7 @@ from suppress.providers.base import (
     Reply,
     from_epoch,
     load_json,
+    scalar_text,
     seconds,
     secrets_list,
     slug_map,
@@ -170,7 +171,7 @@ class SendGrid(Provider):
         # The reference's reserved-keys example writes "Processed": match names case-blind.
         kind = EVENT_TYPES.get(raw.lower(), "unknown")
         recipient = _recipient(item, raw, kind)
-        message_id = _optional(item.get("sg_message_id") or item.get("smtp-id"))
+        message_id = scalar_text(item.get("sg_message_id") or item.get("smtp-id"))
         list_ref = _list_ref(item, raw)
         return Event(
             provider=self.slug,
@@ -184,7 +185,7 @@ class SendGrid(Provider):
             message_id=message_id,
             list_ref=list_ref,
             list_slug=self.group_slugs.get(list_ref) if list_ref else None,
-            campaign=_optional(item.get(CAMPAIGN_ARGUMENT) or item.get("marketing_campaign_id")),
+            campaign=scalar_text(item.get(CAMPAIGN_ARGUMENT) or item.get("marketing_campaign_id")),
             **_engagement(item, raw),
         )
 
@@ -203,12 +204,6 @@ def _valid(key: ec.EllipticCurvePublicKey, der: bytes, signed: bytes) -> bool:
     except (InvalidSignature, ValueError):
         return False
     return True
-
-
-def _optional(value: Any) -> str | None:
-    if value is None or isinstance(value, (dict, list, bool)):
-        return None
-    return str(value).strip() or None
 
 
 def _recipient(item: dict, raw: str, kind: str) -> str | None:
@@ -239,8 +234,8 @@ def _bounce_class(item: dict) -> str:
 
 def _diagnostic(item: dict) -> str | None:
     """The receiving server's reply, led by the status code when the reply lacks it."""
-    reply = _optional(item.get("reason") or item.get("response"))
-    status = _optional(item.get("status"))
+    reply = scalar_text(item.get("reason") or item.get("response"))
+    status = scalar_text(item.get("status"))
     if status and (reply is None or status not in reply):
         return f"{status} {reply}" if reply else status
     return reply
@@ -251,16 +246,16 @@ def _list_ref(item: dict, raw: str) -> str | None:
     # opt-out of all mail, so it names no list.
     if raw.lower() == "unsubscribe":
         return None
-    return _optional(item.get("asm_group_id"))
+    return scalar_text(item.get("asm_group_id"))
 
 
 def _engagement(item: dict, raw: str) -> dict[str, Any]:
     engaged = raw.lower() in ENGAGEMENT_EVENTS
     machine = item.get("sg_machine_open")
     return {
-        "url": _optional(item.get("url")),
-        "ip": _optional(item.get("ip")) if engaged else None,
-        "user_agent": _optional(item.get("useragent")) if engaged else None,
+        "url": scalar_text(item.get("url")),
+        "ip": scalar_text(item.get("ip")) if engaged else None,
+        "user_agent": scalar_text(item.get("useragent")) if engaged else None,
         # sg_machine_open: SendGrid's own verdict that an open was a machine's prefetch.
         "machine": machine if isinstance(machine, bool) else None,
     }

@@ -38,6 +38,7 @@ from suppress.providers.base import (
     flag,
     from_iso,
     load_json,
+    nonblank,
     secrets_list,
     text,
     url,
@@ -202,10 +203,6 @@ def section(record: dict[str, Any], name: str) -> dict[str, Any]:
     return value
 
 
-def optional_text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 def address_list(items: Any, where: str) -> list[str]:
     """Addresses given as strings or as objects with ``emailAddress``; at least one."""
     if not isinstance(items, list) or not items:
@@ -226,7 +223,7 @@ def with_diagnostics(items: Any, where: str) -> list[tuple[str, str | None]]:
     """Per-recipient DSN fields (SES "Bounced recipients"): the diagnostic code, else status."""
     addresses = address_list(items, where)
     return [
-        (address, optional_text(item.get("diagnosticCode")) or optional_text(item.get("status")))
+        (address, nonblank(item.get("diagnosticCode")) or nonblank(item.get("status")))
         for address, item in zip(addresses, items, strict=True)
     ]
 
@@ -238,7 +235,7 @@ def read_send(record: dict[str, Any], mail: dict[str, Any]) -> Reading:
 
 def read_delivery(record: dict[str, Any], mail: dict[str, Any]) -> Reading:
     delivery = section(record, "delivery")
-    reply = optional_text(delivery.get("smtpResponse"))
+    reply = nonblank(delivery.get("smtpResponse"))
     recipients = address_list(delivery.get("recipients"), "delivery.recipients")
     return Reading([(address, reply) for address in recipients], delivery.get("timestamp"))
 
@@ -262,7 +259,7 @@ def read_bounce(record: dict[str, Any], mail: dict[str, Any]) -> Reading:
 
 def read_complaint(record: dict[str, Any], mail: dict[str, Any]) -> Reading:
     complaint = section(record, "complaint")
-    feedback = optional_text(complaint.get("complaintFeedbackType"))
+    feedback = nonblank(complaint.get("complaintFeedbackType"))
     items = address_list(complaint.get("complainedRecipients"), "complaint")
     refused = complaint.get("complaintSubType") == SUPPRESSED_COMPLAINT
     recipients = [(address, feedback) for address in items]
@@ -271,7 +268,7 @@ def read_complaint(record: dict[str, Any], mail: dict[str, Any]) -> Reading:
 
 def read_reject(record: dict[str, Any], mail: dict[str, Any]) -> Reading:
     # SES "Reject object" has no time of its own: the SNS Timestamp stands in.
-    reason = optional_text(section(record, "reject").get("reason"))
+    reason = nonblank(section(record, "reject").get("reason"))
     return Reading(destinations(mail, reason))
 
 
@@ -280,8 +277,8 @@ def read_open(record: dict[str, Any], mail: dict[str, Any]) -> Reading:
     return Reading(
         destinations(mail),
         opened.get("timestamp"),
-        ip=optional_text(opened.get("ipAddress")),
-        user_agent=optional_text(opened.get("userAgent")),
+        ip=nonblank(opened.get("ipAddress")),
+        user_agent=nonblank(opened.get("userAgent")),
     )
 
 
@@ -290,14 +287,14 @@ def read_click(record: dict[str, Any], mail: dict[str, Any]) -> Reading:
     return Reading(
         destinations(mail),
         click.get("timestamp"),
-        url=optional_text(click.get("link")),
-        ip=optional_text(click.get("ipAddress")),
-        user_agent=optional_text(click.get("userAgent")),
+        url=nonblank(click.get("link")),
+        ip=nonblank(click.get("ipAddress")),
+        user_agent=nonblank(click.get("userAgent")),
     )
 
 
 def read_rendering_failure(record: dict[str, Any], mail: dict[str, Any]) -> Reading:
-    error = optional_text(section(record, "failure").get("errorMessage"))
+    error = nonblank(section(record, "failure").get("errorMessage"))
     return Reading(destinations(mail, error))
 
 
@@ -338,7 +335,7 @@ def read_subscription(record: dict[str, Any], mail: dict[str, Any]) -> Reading:
         destinations(mail),
         subscription.get("timestamp"),
         type=subscription_type(subscription),
-        list_ref=optional_text(subscription.get("contactList")),
+        list_ref=nonblank(subscription.get("contactList")),
     )
 
 
@@ -523,7 +520,7 @@ class Ses(Provider):
                 raw_type=raw_type,
                 bounce_class=reading.bounce_class if kind == "bounced" else None,
                 diagnostic=diagnostic,
-                message_id=optional_text(mail.get("messageId")),
+                message_id=nonblank(mail.get("messageId")),
                 list_ref=reading.list_ref,
                 url=reading.url,
                 ip=reading.ip,

@@ -23,6 +23,7 @@ from suppress.providers.base import (
     from_epoch,
     from_iso,
     load_json,
+    nonblank,
     synthetic_id,
     text,
     url,
@@ -101,10 +102,6 @@ RECIPIENT_CLASSES = frozenset({"message_event", "track_event", "gen_event", "uns
 ENGAGEMENT_CLASSES = frozenset({"track_event"})
 DIGITS = re.compile(r"\d+(\.\d+)?")
 REALM = "suppress sparkpost"
-
-
-def optional_text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def is_ping(batch: Any) -> bool:
@@ -197,26 +194,24 @@ class SparkPost(Provider):
         recipient = None
         if event_class in RECIPIENT_CLASSES:
             # raw_rcpt_to is the address as sent; rcpt_to is SparkPost's lower-cased copy.
-            recipient = optional_text(fields.get("raw_rcpt_to")) or optional_text(
-                fields.get("rcpt_to")
-            )
-        message_id = optional_text(fields.get("message_id"))
+            recipient = nonblank(fields.get("raw_rcpt_to")) or nonblank(fields.get("rcpt_to"))
+        message_id = nonblank(fields.get("message_id"))
         engagement = event_class in ENGAGEMENT_CLASSES
         return Event(
             provider=self.slug,
-            provider_event_id=optional_text(fields.get("event_id"))
+            provider_event_id=nonblank(fields.get("event_id"))
             or synthetic_id(self.slug, raw_type, recipient, message_id, fields.get("timestamp")),
             type=kind,
             recipient=recipient,
             occurred_at=event_time(fields.get("timestamp")),
             raw_type=raw_type,
             bounce_class=bounce_class,
-            diagnostic=optional_text(fields.get("raw_reason"))
-            or optional_text(fields.get("reason"))
-            or optional_text(fields.get("fbtype")),
+            diagnostic=nonblank(fields.get("raw_reason"))
+            or nonblank(fields.get("reason"))
+            or nonblank(fields.get("fbtype")),
             message_id=message_id,
-            campaign=optional_text(fields.get("campaign_id")),
-            url=optional_text(fields.get("target_link_url")),
-            ip=optional_text(fields.get("ip_address")) if engagement else None,
-            user_agent=optional_text(fields.get("user_agent")),
+            campaign=nonblank(fields.get("campaign_id")),
+            url=nonblank(fields.get("target_link_url")),
+            ip=nonblank(fields.get("ip_address")) if engagement else None,
+            user_agent=nonblank(fields.get("user_agent")),
         )
