@@ -7,6 +7,7 @@ run also proves that the migrations produce what the models describe.
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,33 @@ def write_csv(tmp_path: Path):
         return path
 
     return write
+
+
+class _CommitFails:
+    """A pooled connection whose commit fails, as it does on a full or failing disk."""
+
+    def __init__(self, connection):
+        self.connection = connection
+
+    def __getattr__(self, name):
+        return getattr(self.connection, name)
+
+    def commit(self):
+        raise db.engine.dialect.loaded_dbapi.OperationalError("disk I/O error")
+
+
+@pytest.fixture
+def commits_fail(app: Flask):
+    """A context in which every direct transaction's commit fails."""
+
+    @contextmanager
+    def failing() -> Iterator[None]:
+        engine = app.extensions[database.DIRECT_ENGINE]
+        real = engine.raw_connection
+        engine.raw_connection = lambda: _CommitFails(real())
+        try:
+            yield
+        finally:
+            del engine.raw_connection
+
+    return failing

@@ -3,11 +3,9 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from flask import current_app
 from sqlalchemy import select
 
 from suppress.addresses import email_hash
-from suppress.database import DIRECT_ENGINE
 from suppress.events import Rules, record_events
 from suppress.lists import create_list, ensure_address
 from suppress.models import Address, AuditEntry, Suppression, db
@@ -267,26 +265,9 @@ def test_a_very_long_provider_id_is_kept_stable(app):
     assert stored_events()[0].provider_event_id.startswith("sha256:")
 
 
-class CommitFails:
-    """A pooled connection whose commit fails, as it does on a full or failing disk."""
-
-    def __init__(self, connection):
-        self.connection = connection
-
-    def __getattr__(self, name):
-        return getattr(self.connection, name)
-
-    def commit(self):
-        raise db.engine.dialect.loaded_dbapi.OperationalError("disk I/O error")
-
-
-def test_a_failed_commit_leaves_nothing_behind_and_says_so(app, matti, monkeypatch):
-    engine = current_app.extensions[DIRECT_ENGINE]
-    raw_connection = engine.raw_connection
-    monkeypatch.setattr(engine, "raw_connection", lambda: CommitFails(raw_connection()))
-    with pytest.raises(db.engine.dialect.loaded_dbapi.OperationalError):
+def test_a_failed_commit_leaves_nothing_behind_and_says_so(app, matti, commits_fail):
+    with commits_fail(), pytest.raises(db.engine.dialect.loaded_dbapi.OperationalError):
         record(event("complained"), event("clicked"))
-    monkeypatch.undo()
     assert stored_events() == []
     assert suppressed() == set()
     assert address_row().click_count == 0

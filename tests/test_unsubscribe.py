@@ -1,12 +1,10 @@
 from datetime import timedelta
 
 import pytest
-from flask import current_app
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import OperationalError
 
 from suppress import tokens
-from suppress.database import DIRECT_ENGINE
 from suppress.lists import create_list
 from suppress.models import Address, AuditEntry, MailingList, Suppression, db, utcnow
 from suppress.suppressions import suppress, suppressions_for
@@ -85,27 +83,11 @@ def test_one_click_post_is_committed_before_the_answer(client, token, database_u
     assert count == 1
 
 
-class CommitFails:
-    """A pooled connection whose commit fails, as it does on a full or failing disk."""
-
-    def __init__(self, connection):
-        self.connection = connection
-
-    def __getattr__(self, name):
-        return getattr(self.connection, name)
-
-    def commit(self):
-        raise db.engine.dialect.loaded_dbapi.OperationalError("disk I/O error")
-
-
-def test_one_click_post_answers_5xx_when_the_commit_fails(app, client, token, monkeypatch):
+def test_one_click_post_answers_5xx_when_the_commit_fails(client, token, commits_fail):
     """R-OC-8: never 2xx for an unsubscribe that was not stored."""
-    engine = current_app.extensions[DIRECT_ENGINE]
-    raw_connection = engine.raw_connection
-    monkeypatch.setattr(engine, "raw_connection", lambda: CommitFails(raw_connection()))
-    response = client.post(f"/u/{token}", data=ONE_CLICK)
+    with commits_fail():
+        response = client.post(f"/u/{token}", data=ONE_CLICK)
     assert response.status_code == 500
-    monkeypatch.undo()
     assert count_suppressions() == 0
 
 
