@@ -174,17 +174,8 @@ def suppress(
     email, digest = normalise_and_hash(address)
     check_reason(reason)
     connection = db.session.connection()
-    now = utcnow()
-    row = {
-        "email_hash": digest,
-        "email": email,
-        "scope": scope,
-        "reason": reason,
-        "source": source,
-        "note": note,
-        "created_at": now,
-        "expires_at": expires_at,
-    }
+    row = _written_row(email, digest, scope, reason, source, note, expires_at)
+    now = row["created_at"]
     written = connection.execute(_returning_upsert(connection.dialect.name), row).first()
     if written is None:
         stored = connection.execute(_STORED_ROW, {"email_hash": digest, "scope": scope}).first()
@@ -220,6 +211,28 @@ def suppress_by_link(
     return True
 
 
+def _written_row(
+    email: str | None,
+    digest: str,
+    scope: str,
+    reason: str,
+    source: str,
+    note: str | None,
+    expires_at: datetime | None,
+) -> dict[str, Any]:
+    """The values of WRITTEN_COLUMNS for one upsert, created now."""
+    return {
+        "email_hash": digest,
+        "email": email,
+        "scope": scope,
+        "reason": reason,
+        "source": source,
+        "note": note,
+        "created_at": utcnow(),
+        "expires_at": expires_at,
+    }
+
+
 def suppress_hashed(
     transaction: DirectTransaction,
     email: str,
@@ -232,16 +245,7 @@ def suppress_hashed(
 ) -> bool:
     """``suppress`` on a direct transaction, for an address already normalised and hashed
     (webhook events); True when something was written. The scope must exist."""
-    row = {
-        "email_hash": digest,
-        "email": email,
-        "scope": scope,
-        "reason": check_reason(reason),
-        "source": source,
-        "note": None,
-        "created_at": utcnow(),
-        "expires_at": expires_at,
-    }
+    row = _written_row(email, digest, scope, check_reason(reason), source, None, expires_at)
     written = transaction.run(_DIRECT_UPSERT, **row).fetchone()
     if written is None:
         return False
