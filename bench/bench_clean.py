@@ -119,12 +119,12 @@ def case_variant(raw: str) -> str:
 
 
 def person(rng: random.Random, email: str) -> list[str]:
-    """One CRM row; about a third of the company names hold a comma, some a quote."""
+    """One CRM row; one company name in seven holds a comma, one in fifty a quote."""
     first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
     trade, roll = rng.choice(TRADES), rng.random()
-    if roll < 0.3:
+    if roll < 0.15:
         company = f"{last}, {rng.choice(LAST_NAMES)} & Co {trade} Oy"
-    elif roll < 0.35:
+    elif roll < 0.17:
         company = f'{trade} "{rng.choice(LAST_NAMES)}" Ab'
     else:
         company = f"{last} {trade} Oy"

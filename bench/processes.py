@@ -1,9 +1,10 @@
 """Running one command in its own process, timed, with its peak memory: what the CLI benches share.
 
-The peak is read from /proc while the command runs: each process's own high-water mark
-(VmHWM), summed over the command and any processes it starts. rusage would count the pages a
-child shared with the large benchmark process before exec, and only one process of a tree.
-Summing the high-water marks can only overstate the peak, never hide one.
+The peak is read from /proc while the command runs: the larger of the command's own high-water
+mark (VmHWM, exact for a single process) and the largest sum, sampled, of the proportional set
+sizes (Pss) of the command and every process it started, in which a page a forked worker shares
+with its parent counts once. rusage would count the pages a child shared with the large
+benchmark process before exec, and only one process of a tree.
 """
 
 import os
@@ -17,8 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 FLASK = ROOT / ".venv" / "bin" / "flask"
 PYTHON = ROOT / ".venv" / "bin" / "python"
 POLL_SECONDS = 0.02
-# Looking for new child processes reads every /proc/<pid>/stat, so it is done less often.
-CHILDREN_EVERY_POLLS = 25
+# The processes of the tree and their Pss are read less often: the kernel walks every page
+# table for Pss, and finding children reads every /proc/<pid>/stat.
+TREE_EVERY_POLLS = 5
 
 
 @dataclass(frozen=True)
@@ -34,19 +36,18 @@ def measured(command: list[str], env: dict[str, str] | None = None) -> Finished:
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=err, text=True)
-        peaks: dict[int, int] = {}
-        polls = 0
+        high_water = tree_peak = polls = 0
         while child.poll() is None:
-            if polls % CHILDREN_EVERY_POLLS == 0:
-                peaks.update(dict.fromkeys(descendants(child.pid) - peaks.keys(), 0))
-            for pid in peaks.keys() | {child.pid}:
-                peaks[pid] = max(peaks.get(pid, 0), high_water_kb(pid))
+            high_water = max(high_water, status_kb(child.pid, "VmHWM"))
+            if polls % TREE_EVERY_POLLS == 0:
+                tree = {child.pid, *descendants(child.pid)}
+                tree_peak = max(tree_peak, sum(proportional_kb(pid) for pid in tree))
             polls += 1
             time.sleep(POLL_SECONDS)
         seconds = time.perf_counter() - started
         out.seek(0)
         err.seek(0)
-        finished = Finished(seconds, sum(peaks.values()) / 1024, out.read(), err.read())
+        finished = Finished(seconds, max(high_water, tree_peak) / 1024, out.read(), err.read())
     if child.returncode:
         raise RuntimeError(f"{command[0]} failed with status {child.returncode}: {finished.stderr}")
     return finished
@@ -57,13 +58,23 @@ def service_env(url: str) -> dict[str, str]:
     return {**os.environ, "SUPPRESS_DATABASE_URL": url, "SUPPRESS_SECRET_KEY": "bench"}
 
 
-def high_water_kb(pid: int) -> int:
+def status_kb(pid: int, field: str) -> int:
+    """A memory figure from /proc/<pid>/status, 0 once the process is gone."""
+    return _field_kb(f"/proc/{pid}/status", f"{field}:")
+
+
+def proportional_kb(pid: int) -> int:
+    """The process's resident memory, each shared page divided among its sharers."""
+    return _field_kb(f"/proc/{pid}/smaps_rollup", "Pss:")
+
+
+def _field_kb(path: str, prefix: str) -> int:
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
+        text = Path(path).read_text()
     except OSError:
         return 0
-    for line in status.splitlines():
-        if line.startswith("VmHWM:"):
+    for line in text.splitlines():
+        if line.startswith(prefix):
             return int(line.split()[1])
     return 0
 

@@ -204,6 +204,12 @@ def normalise(raw: str) -> str:
     return _normalise_fast(raw) or _normalise_slow(raw)
 
 
+def normalise_stripped(stripped: str) -> str:
+    """``normalise`` of an address with no blanks around it, a call shallower: the one a clean
+    makes a million times."""
+    return _stripped_fast(stripped) or _normalise_slow(stripped)
+
+
 def normalise_and_hash(raw: str) -> tuple[str, str]:
     """Return `(normalise(raw), email_hash(...))`: the one call bulk imports make per row."""
     normalised = _normalise_fast(raw) or _normalise_slow(raw)
@@ -213,6 +219,11 @@ def normalise_and_hash(raw: str) -> tuple[str, str]:
 def email_hash(normalised: str) -> str:
     """Hex SHA-256 of the UTF-8 normalised address: the key suppressions survive erasure by."""
     return hashlib.sha256(normalised.encode()).hexdigest()
+
+
+def email_digest(normalised: str) -> bytes:
+    """The SHA-256 digest that ``email_hash`` spells in hex, for tables kept in memory."""
+    return hashlib.sha256(normalised.encode()).digest()
 
 
 def domain_of(normalised: str) -> str:
@@ -250,7 +261,10 @@ def _normalise_fast(raw: object) -> str | None:
     """The normal form of a plain-ASCII address in the common shape, or None if unsure."""
     if not isinstance(raw, str):
         return None
-    stripped = raw.strip()
+    return _stripped_fast(raw.strip())
+
+
+def _stripped_fast(stripped: str) -> str | None:
     if not stripped.isascii() or len(stripped) > MAX_ADDRESS_LENGTH:
         return None
     lowered = stripped.lower()

@@ -5,6 +5,7 @@ cannot be reached says so (without the URL, which may hold a password) instead o
 """
 
 import csv
+import gc
 import getpass
 import hashlib
 import json
@@ -24,7 +25,7 @@ from sqlalchemy.exc import OperationalError
 
 from suppress import clean, events, lists, suppressions, tokens
 from suppress.addresses import InvalidAddress, normalise, normalise_and_hash
-from suppress.csvfiles import CsvError, CsvFile, CsvRecord, detect_encoding
+from suppress.csvfiles import CsvError, CsvFile, RawChunk, detect_encoding
 from suppress.models import AUDIENCES, GLOBAL_SCOPE, REASONS, Suppression, db
 from suppress.tokens import MAX_CAMPAIGN_LENGTH
 
@@ -261,11 +262,14 @@ def _usable_rows(
             yield row.line, row.values
 
 
-def _with_progress(table: CsvFile, rows: Iterable[Row], label: str) -> Iterator[Row]:
+def _with_progress(
+    table: CsvFile, rows: Iterable[Row], label: str, every: int = PROGRESS_EVERY_ROWS
+) -> Iterator[Row]:
+    """``rows`` with the bar moved to how far into the file reading has got, every ``every``."""
     with click.progressbar(length=table.size, label=label, file=sys.stderr) as bar:
         shown = 0
         for count, row in enumerate(rows, 1):
-            if count % PROGRESS_EVERY_ROWS == 0:
+            if count % every == 0:
                 bar.update(table.bytes_read - shown)
                 shown = table.bytes_read
             yield row
@@ -498,19 +502,26 @@ def clean_command(
     --links creates the address records its unsubscribe links point to.
     """
     mailing_list = lists.find_list(list_slug) if list_slug is not None else None
-    with CsvFile(path) as table:
+    with CsvFile(path) as table, _cycle_collector_paused():
         index = clean.email_column(table.header, email_column)
-        records: Iterable[CsvRecord] = table.records()
+        records: Iterable[RawChunk] = table.raw_chunks(clean.CHUNK_ROWS)
         if watched():
-            records = _with_progress(table, records, "cleaning")
-        verdicts = clean.clean_rows(
+            records = _with_progress(table, records, "cleaning", every=1)
+        chunks = clean.cleaned_chunks(
             records,
             width=len(table.header),
             email_index=index,
+            separator=table.separator,
             mailing_list=mailing_list,
             links=links,
         )
-        counts = _write_cleaned(verdicts, table, out, rejects, links)
+        with (
+            out.open("w", encoding="utf-8", newline="") as kept,
+            rejects.open("w", encoding="utf-8", newline="") as rejected,
+        ):
+            counts = clean.write_cleaned(
+                chunks, kept, rejected, table.header, table.separator, links
+            )
     if links:
         db.session.commit()
     else:
@@ -518,26 +529,21 @@ def clean_command(
     click.echo(_clean_summary(counts), err=True)
 
 
-def _write_cleaned(
-    verdicts: Iterable[clean.Cleaned], table: CsvFile, out: Path, rejects: Path, links: bool
-) -> Counter[str | None]:
-    counts: Counter[str | None] = Counter()
-    with (
-        out.open("w", encoding="utf-8", newline="") as kept_file,
-        rejects.open("w", encoding="utf-8", newline="") as rejected_file,
-    ):
-        kept = csv.writer(kept_file, delimiter=table.separator)
-        rejected = csv.writer(rejected_file, delimiter=table.separator)
-        kept.writerow([*table.header, *(clean.LINK_COLUMNS if links else ())])
-        rejected.writerow([*table.header, *clean.REJECT_COLUMNS])
-        keep, reject = kept.writerow, rejected.writerow
-        for _, fields, reason, detail in verdicts:
-            counts[reason] += 1
-            if reason is None:
-                keep(fields)
-            else:
-                reject([*fields, reason, detail])
-    return counts
+@contextmanager
+def _cycle_collector_paused() -> Iterator[None]:
+    """No cycle collection while a file is cleaned, in this process and the worker it forks.
+
+    A clean makes millions of short-lived objects and no reference cycles, and every few
+    hundred of them would set the collector walking all the objects in flight again: a third
+    of the time of a million rows. Reference counting still frees every row.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _clean_summary(counts: Counter[str | None]) -> str:

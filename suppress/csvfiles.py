@@ -9,13 +9,14 @@ nothing about what the columns mean.
 
 import codecs
 import csv
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import NamedTuple, Self
+from typing import NamedTuple, Self, TextIO
 
 CHUNK_BYTES = 1 << 20
+RECORDS_PER_CHUNK = 1_000
 SEPARATORS = ",;\t|"
 
 
@@ -35,12 +36,26 @@ class CsvRow:
 class CsvRecord(NamedTuple):
     """One data row as its raw fields (a tuple: ``clean`` makes millions), or the problem.
 
-    ``fields`` is empty when the row could not be split at all.
+    ``fields`` is empty when the row could not be split at all. ``text`` is the row's line as
+    read, without its line end, when the row is plain: one line with no quote character and the
+    header's width. Writing ``fields`` with the file's separator gives that text again.
     """
 
     line: int
     fields: list[str]
     problem: str | None = None
+    text: str | None = None
+
+
+@dataclass
+class RawChunk:
+    """Rows read together as cheaply as can be, column by column: row ``i`` is on line
+    ``lines[i]``; a plain row (see CsvRecord) comes unsplit as ``texts[i]``; any other has
+    ``texts[i]`` None and ``others[i]``, its fields as read and its problem (or None)."""
+
+    lines: list[int] = field(default_factory=list)
+    texts: list[str | None] = field(default_factory=list)
+    others: dict[int, tuple[list[str], str | None]] = field(default_factory=dict)
 
 
 def detect_encoding(path: Path) -> str:
@@ -93,6 +108,44 @@ def sniff_separator(header_line: str) -> str:
     return best if counts[best] else ","
 
 
+def unpadded(separator: str) -> Callable[[str], bool]:
+    """A test for a plain row's text: that no field starts or ends with white space (what
+    ``str.strip`` takes off). Of the white space characters only the space is printable, so in
+    a printable line only spaces at the ends or next to a separator remain to look for."""
+    left, right = f"{separator} ", f" {separator}"
+    printable: Callable[[str], bool] = str.isprintable
+    if not separator.isprintable():  # a tab
+
+        def printable(text: str) -> bool:
+            return text.replace(separator, "").isprintable()
+
+    def test(text: str) -> bool:
+        return (
+            printable(text)
+            and text[0] != " "
+            and text[-1] != " "
+            and left not in text
+            and right not in text
+        )
+
+    return test
+
+
+def _other(
+    fields: list[str], problem: str | None, width: int
+) -> tuple[list[str], str | None] | None:
+    """A row that is not plain, its problem found, or None for a blank one."""
+    if problem is not None:
+        return fields, problem
+    if not fields or fields == [""]:
+        return None
+    if len(fields) != width:
+        if len(fields) < width or any(field.strip() for field in fields[width:]):
+            return fields, f"{len(fields)} fields where the header has {width}"
+        fields = fields[:width]
+    return fields, None
+
+
 class CsvFile:
     """An open CSV file with a header; iterate ``rows()`` once."""
 
@@ -114,7 +167,8 @@ class CsvFile:
         self.header = [name.strip() for name in header]
         self.columns = [name.lower() for name in self.header]
         self._check_header()
-        self._reader = csv.reader(self._stream, delimiter=self.separator)
+        self._quoted_lines = _HandedBack(self._stream)
+        self._reader = csv.reader(self._quoted_lines, delimiter=self.separator)
 
     def _check_header(self) -> None:
         duplicates = sorted({name for name in self.columns if self.columns.count(name) > 1})
@@ -134,34 +188,72 @@ class CsvFile:
 
     def rows(self) -> Iterator[CsvRow]:
         columns = self.columns
-        for line, fields, problem in self.records():
+        for line, fields, problem, _ in self.records():
             if problem is not None:
                 yield CsvRow(line, None, problem)
             else:
                 yield CsvRow(line, dict(zip(columns, fields, strict=True)))
 
     def records(self) -> Iterator[CsvRecord]:
-        """Every row that is not blank, as read; a row of the wrong width carries its problem."""
-        width = len(self.columns)
-        while True:
-            try:
-                fields = next(self._reader)
-            except StopIteration:
-                return
-            except csv.Error as error:
-                yield CsvRecord(self._reader.line_num + 1, [], f"unreadable CSV: {error}")
-                continue
-            if not fields or fields == [""]:
-                continue
-            line = self._reader.line_num + 1  # the header line was read before the reader
-            if len(fields) != width:
-                if len(fields) > width and not any(field.strip() for field in fields[width:]):
-                    fields = fields[:width]
+        """Every row that is not blank, as read; a row of the wrong width carries its problem.
+
+        Line numbers count physical lines and name a row's last one.
+        """
+        separator = self.separator
+        for chunk in self.raw_chunks(RECORDS_PER_CHUNK):
+            for position, (line, text) in enumerate(zip(chunk.lines, chunk.texts, strict=True)):
+                if text is None:
+                    yield CsvRecord(line, *chunk.others[position])
                 else:
-                    problem = f"{len(fields)} fields where the header has {width}"
-                    yield CsvRecord(line, fields, problem)
+                    yield CsvRecord(line, text.split(separator), None, text)
+
+    def raw_chunks(self, size: int) -> Iterator[RawChunk]:
+        """``records()`` as RawChunks of about ``size`` rows: for reading a million rows, where
+        splitting every line and handing out each row on its own cost more than the reading.
+
+        A plain line is not taken apart at all (the csv module would only split it); a line
+        with a quote character goes to the csv module, which reads on while a quoted field
+        spans lines.
+        """
+        width, separator = len(self.columns), self.separator
+        separators = width - 1
+        longest = csv.field_size_limit()
+        chunk = RawChunk()
+        add_line, add_text = chunk.lines.append, chunk.texts.append
+        line = 1  # the header
+        for text in self._stream:
+            line += 1
+            if '"' not in text and len(text) <= longest:
+                body = text.rstrip("\r\n")
+                if body and body.count(separator) == separators:
+                    add_line(line)
+                    add_text(body)
+                    if len(chunk.lines) >= size:
+                        yield chunk
+                        chunk = RawChunk()
+                        add_line, add_text = chunk.lines.append, chunk.texts.append
                     continue
-            yield CsvRecord(line, fields)
+                fields, problem = body.split(separator), None
+            else:
+                fields, problem, line = self._quoted(text, line)
+            other = _other(fields, problem, width)
+            if other is not None:
+                chunk.others[len(chunk.lines)] = other
+                add_line(line)
+                add_text(None)
+        if chunk.lines:
+            yield chunk
+
+    def _quoted(self, text: str, line: int) -> tuple[list[str], str | None, int]:
+        """The csv module's fields from ``text`` and the lines its quoted fields span, and the
+        number of the last line read."""
+        self._quoted_lines.hand_back(text)
+        before = self._reader.line_num
+        try:
+            fields = next(self._reader)
+        except csv.Error as error:
+            return [], f"unreadable CSV: {error}", line + self._reader.line_num - before - 1
+        return fields, None, line + self._reader.line_num - before - 1
 
     def close(self) -> None:
         self._stream.close()
@@ -176,3 +268,22 @@ class CsvFile:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class _HandedBack:
+    """The stream's lines for the csv reader: first the line handed back, then the further
+    lines a quoted field runs on to."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._held: str | None = None
+
+    def hand_back(self, line: str) -> None:
+        self._held = line
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> str:
+        held, self._held = self._held, None
+        return next(self._stream) if held is None else held

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Dialect,
     Insert,
     Row,
@@ -84,6 +85,16 @@ INDEXED_LOOKUP_LIMIT = 20_000
 IN_CLAUSE_SIZE = 500
 # Hashes per IN (...) list for a whole chunk of a file: within both databases' parameter limits.
 BULK_IN_CLAUSE_SIZE = 5_000
+# Past this many suppressions, a long file is matched through the index after all: in memory
+# each takes about 100 bytes.
+IN_MEMORY_LIMIT = 2_000_000
+# Bytes of an address's SHA-256 digest that key in-memory tables: as good as the whole digest at
+# telling millions of addresses apart (a chance collision needs about 2**60 of them), in half
+# the memory. Fifteen, not sixteen: such a bytes object takes 48 bytes of Python's allocator,
+# one more byte would take 64.
+DIGEST_KEY_BYTES = 15
+# A packed suppression: the SHA-256 digest, then the reason's index in REASONS.
+SUPPRESSION_RECORD_BYTES = hashlib.sha256().digest_size + 1
 # Hex digits per digest, by algorithm: a line of another length is not a hash of that kind.
 HEX_LENGTHS = {"md5": 32, "sha256": 64, "sha512": 128}
 # Rows per multi-row INSERT of hashes (four values each): within both databases' limits.
@@ -440,6 +451,64 @@ def covering_suppressions(
     return found
 
 
+@dataclass(frozen=True)
+class PackedSuppressions:
+    """The active suppressions of a scope, packed for matching in memory, perhaps in another
+    process: records of a digest and the reason's index in REASONS (SUPPRESSION_RECORD_BYTES
+    each), those of the list and those in the global scope apart."""
+
+    list: str | None
+    on_the_list: bytes
+    everywhere: bytes
+
+    def unpacked(self) -> dict[bytes, tuple[str, str]]:
+        """``{digest key: (scope, reason)}``, the key being the first DIGEST_KEY_BYTES of the
+        SHA-256 digest. As in ``covering_suppressions``, the global suppression is named when
+        both apply."""
+        found = _by_digest_key(self.on_the_list, self.list or GLOBAL_SCOPE)
+        found.update(_by_digest_key(self.everywhere, GLOBAL_SCOPE))
+        return found
+
+
+def packed_suppressions(connection: Connection, list: str | None) -> PackedSuppressions | None:
+    """Every active suppression in scope, read in one pass; None when the table holds more than
+    IN_MEMORY_LIMIT rows. Runs on ``connection``, which may be the session's own lent to
+    another thread while its owner waits, so that the file's uncommitted view is the one read.
+
+    For matching a long file: an index lookup per address costs SQLite several microseconds
+    once the table outgrows its cache. Each scope's rows come back as one string of
+    fixed-width records, far cheaper to take apart than a million result rows.
+    """
+    if connection.scalar(select(func.count()).select_from(Suppression)) > IN_MEMORY_LIMIT:
+        return None
+    record = Suppression.email_hash + case(
+        *(
+            (Suppression.reason == reason, literal_column(f"'{index:02x}'"))
+            for index, reason in enumerate(REASONS)
+        ),
+        # Never NULL, which would drop the row from the string without a word: an unknown
+        # reason (the table's check forbids one) fails loudly when unpacked instead.
+        else_=literal_column("'ff'"),
+    )
+    is_global = Suppression.scope == GLOBAL_SCOPE
+    on_the_list, everywhere = connection.execute(
+        select(
+            func.aggregate_strings(case((~is_global, record)), ""),
+            func.aggregate_strings(case((is_global, record)), ""),
+        ).where(_in_scope(list), _active(utcnow()))
+    ).one()
+    return PackedSuppressions(
+        list, bytes.fromhex(on_the_list or ""), bytes.fromhex(everywhere or "")
+    )
+
+
+def _by_digest_key(packed: bytes, scope: str) -> dict[bytes, tuple[str, str]]:
+    size = SUPPRESSION_RECORD_BYTES
+    keys = [packed[start : start + DIGEST_KEY_BYTES] for start in range(0, len(packed), size)]
+    named = [(scope, reason) for reason in REASONS]
+    return dict(zip(keys, map(named.__getitem__, packed[size - 1 :: size]), strict=True))
+
+
 def import_suppressions(
     records: Iterable[tuple[int, Mapping[str, str]]],
     *,
@@ -794,7 +863,7 @@ def hashed_matches(normalised_addresses: Iterable[str]) -> dict[str, str]:
     Only the algorithms present in the table are tried, each hash looked up in chunks through
     the unique index.
     """
-    present = _hash_algorithms_present()
+    present = hash_algorithms_present()
     if not present:
         return {}
     candidates = [*normalised_addresses]
@@ -817,7 +886,7 @@ def hashed_matches(normalised_addresses: Iterable[str]) -> dict[str, str]:
     return found
 
 
-def _hash_algorithms_present() -> list[str]:
+def hash_algorithms_present() -> list[str]:
     """The algorithms with at least one stored hash: one query of an index probe each."""
     probes = [
         exists().where(HashedSuppression.algorithm == algorithm) for algorithm in HASH_ALGORITHMS

@@ -1,4 +1,11 @@
+import csv
+import io
+import tempfile
+from pathlib import Path
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from suppress.csvfiles import CsvError, CsvFile, sniff_separator
 
@@ -44,3 +51,48 @@ def test_a_file_that_ends_inside_a_character_is_refused(write_csv, tmp_path):
     path.write_bytes("email\nä".encode("utf-16")[:-1])
     with pytest.raises(CsvError, match="ends in the middle"):
         CsvFile(path)
+
+
+def read_by_the_csv_module(text, separator):
+    """What reading the whole file with the csv module gives: the reference for records()."""
+    stream = io.StringIO(text, newline="")
+    width = len(next(csv.reader([stream.readline()], delimiter=separator)))
+    reader = csv.reader(stream, delimiter=separator)
+    records = []
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return records
+        except csv.Error as error:
+            records.append((reader.line_num + 1, [], f"unreadable CSV: {error}"))
+            continue
+        line = reader.line_num + 1
+        if not fields or fields == [""]:
+            continue
+        if len(fields) > width and not any(field.strip() for field in fields[width:]):
+            fields = fields[:width]
+        problem = None
+        if len(fields) != width:
+            problem = f"{len(fields)} fields where the header has {width}"
+        records.append((line, fields, problem))
+
+
+@settings(deadline=None, max_examples=300)
+@given(
+    st.sampled_from([",", ";", "\t"]),
+    st.text(alphabet='ab ä,;\t"\r\n\xa0', max_size=60),
+)
+def test_records_are_what_the_csv_module_reads_and_plain_lines_keep_their_text(separator, body):
+    text = f"email{separator}name\n{body}"
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "list.csv"
+        path.write_bytes(text.encode())
+        with CsvFile(path) as table:
+            records = list(table.records())
+    assert [record[:3] for record in records] == read_by_the_csv_module(text, separator)
+    for record in records:
+        if record.text is not None:
+            written = io.StringIO()
+            csv.writer(written, delimiter=separator).writerow(record.fields)
+            assert written.getvalue() == record.text + "\r\n"

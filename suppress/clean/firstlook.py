@@ -1,0 +1,294 @@
+"""The first look at a send list's addresses: what can be told from the addresses alone.
+
+For each address of a chunk: its normal form and hash, or why it has none; the line of an
+earlier row with the same address; and, when the register is matched in memory (a long file),
+the suppression that blocks it or its restriction. This is most of a clean's work per row and
+needs no database and no app, so for a long file a worker process does it on the other core
+(``InWorker``) while ``clean`` reads, judges and writes the rows; a short file has it done in
+place (``InPlace``). Either way, chunk after chunk in file order, with the same results.
+
+The worker is forked: it starts at once with everything imported, and touches nothing it
+inherited but the addresses and what it is to match in memory. It normalises the chunks that
+come before that (which the main process reads from the database meanwhile) and holds them
+until it arrives. It knows no wording: ``clean`` writes the details.
+"""
+
+import multiprocessing
+import signal
+from collections import deque
+from multiprocessing.connection import Connection
+from typing import NamedTuple, Protocol
+
+from suppress import csvfiles
+from suppress.addresses import InvalidAddress, email_digest, normalise_stripped
+from suppress.suppressions import DIGEST_KEY_BYTES, PackedSuppressions
+
+DIGEST_BYTES = 32
+NONE = bytes(DIGEST_BYTES)
+# How long a worker may take to stop once told to, before it is killed.
+STOP_SECONDS = 5.0
+
+_FORK = multiprocessing.get_context("fork")
+
+
+class InMemory(NamedTuple):
+    """What is matched in memory: the suppressions in scope, and the digest keys of the
+    restricted addresses; None where the main process looks them up itself."""
+
+    suppressions: PackedSuppressions | None
+    restricted: frozenset[bytes] | None
+
+
+NOTHING_IN_MEMORY = InMemory(None, None)
+
+
+class Column(NamedTuple):
+    """Where a row's address is: the file's separator and the address column's index."""
+
+    separator: str
+    index: int
+
+
+class Rows(NamedTuple):
+    """A chunk as the first look is sent it: each row's line and either its text (a plain row:
+    the address is found in it) or, for the rows in ``picked``, its address already picked out
+    and stripped; the rows in ``skipped`` (decided without an address) are passed over."""
+
+    lines: list[int]
+    texts: list[str | None]
+    picked: list[int]
+    skipped: list[int]
+
+
+class Look(NamedTuple):
+    """What the first look found for one chunk, by each row's index in it.
+
+    ``digests`` packs the SHA-256 digest of every normal form, DIGEST_BYTES each (zeros where
+    there is none). A row not skipped is in at most one of ``blank`` (every field empty),
+    ``missing`` (no address), ``invalid`` (why), ``repeats`` (the line that had the address
+    first), ``suppressed`` (scope and reason) and ``restricted``. ``padded`` lists the plain
+    rows with a field to strip. ``normalised`` holds the normal forms ("" where there is none),
+    when they were asked for.
+    """
+
+    digests: bytes
+    blank: list[int]
+    missing: list[int]
+    invalid: dict[int, str]
+    repeats: dict[int, int]
+    suppressed: dict[int, tuple[str, str]]
+    restricted: list[int]
+    padded: list[int]
+    normalised: list[str] | None
+
+
+class _NormalForms(NamedTuple):
+    digests: bytes
+    blank: list[int]
+    missing: list[int]
+    invalid: dict[int, str]
+    padded: list[int]
+    normalised: list[str]
+
+
+class FirstLookFailed(RuntimeError):
+    """The worker process died (killed, or out of memory) before it answered."""
+
+
+class Looker(Protocol):
+    def learn(self, in_memory: InMemory) -> None:
+        """Match what ``in_memory`` holds from now on; due before the first ``receive``."""
+
+    def send(self, rows: Rows) -> None: ...
+
+    def receive(self) -> Look:
+        """The Look of the earliest chunk sent and not yet received."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class FirstLook:
+    """The first look, chunk after chunk, remembering every address met.
+
+    ``met`` maps the digest key of every address met to the line it was first met on and, until
+    then, that of every suppressed address to its scope and reason: one lookup per address
+    tells both whether it is a repeat and whether it is suppressed.
+    """
+
+    def __init__(self, column: Column, keep_normalised: bool) -> None:
+        self.column = column
+        self.keep_normalised = keep_normalised
+        self.met: dict[bytes, int | tuple[str, str]] = {}
+        self.restricted: frozenset[bytes] = frozenset()
+
+    def learn(self, in_memory: InMemory) -> None:
+        if in_memory.suppressions is not None:
+            met, self.met = self.met, in_memory.suppressions.unpacked()
+            self.met.update(met)
+        if in_memory.restricted is not None:
+            self.restricted = in_memory.restricted
+
+    def of(self, rows: Rows) -> Look:
+        return self.judged(rows, normal_forms(rows, self.column))
+
+    def judged(self, rows: Rows, forms: _NormalForms) -> Look:
+        """The Look of a chunk whose normal forms are known, in file order."""
+        digests, blank, missing, invalid, padded, normalised = forms
+        unaddressed = {*rows.skipped, *blank, *missing, *invalid}
+        repeats: dict[int, int] = {}
+        suppressed: dict[int, tuple[str, str]] = {}
+        restricted: list[int] = []
+        met, earlier, restricted_keys = self.met, self.met.get, self.restricted
+        for index, line in enumerate(rows.lines):
+            if index in unaddressed:
+                continue
+            key = digests[index * DIGEST_BYTES : index * DIGEST_BYTES + DIGEST_KEY_BYTES]
+            found = earlier(key)
+            if found is None:
+                met[key] = line
+                if key in restricted_keys:
+                    restricted.append(index)
+            elif type(found) is int:
+                repeats[index] = found
+            else:
+                suppressed[index] = found
+                met[key] = line
+        kept = normalised if self.keep_normalised else None
+        return Look(digests, blank, missing, invalid, repeats, suppressed, restricted, padded, kept)
+
+
+def normal_forms(rows: Rows, column: Column) -> _NormalForms:
+    """Each row's address, found in its text if need be, in its normal form and hashed."""
+    separator, at = column
+    unpadded = csvfiles.unpadded(separator)
+    special, skipped = {*rows.picked, *rows.skipped}, {*rows.skipped}
+    digests = bytearray()
+    blank: list[int] = []
+    missing: list[int] = []
+    invalid: dict[int, str] = {}
+    padded: list[int] = []
+    normalised: list[str] = []
+    add_normal = normalised.append
+    for index, text in enumerate(rows.texts):
+        if index in special:
+            address = "" if index in skipped else text or ""
+        else:
+            address = text.split(separator, at + 1)[at]
+            if not unpadded(text):
+                padded.append(index)
+                address = address.strip()
+            if not address:
+                empty = not text.replace(separator, "").strip()
+                (blank if empty else missing).append(index)
+        if not address:
+            digests += NONE
+            add_normal("")
+            continue
+        try:
+            normal = normalise_stripped(address)
+        except InvalidAddress as error:
+            invalid[index] = str(error)
+            digests += NONE
+            add_normal("")
+            continue
+        digests += email_digest(normal)
+        add_normal(normal)
+    return _NormalForms(bytes(digests), blank, missing, invalid, padded, normalised)
+
+
+class InPlace:
+    """The first look taken here, as each chunk is sent."""
+
+    def __init__(self, column: Column, keep_normalised: bool) -> None:
+        self._first_look = FirstLook(column, keep_normalised)
+        self._looks: deque[Look] = deque()
+
+    def learn(self, in_memory: InMemory) -> None:
+        self._first_look.learn(in_memory)
+
+    def send(self, rows: Rows) -> None:
+        self._looks.append(self._first_look.of(rows))
+
+    def receive(self) -> Look:
+        return self._looks.popleft()
+
+    def close(self) -> None:
+        self._looks.clear()
+
+
+class InWorker:
+    """The first look taken by a forked process while this one goes on.
+
+    Chunks, and what is to be matched in memory, go out through a queue, whose feeder thread
+    never makes the sender wait; Looks come back through a pipe. This side holds no copy of the
+    pipe's sending end, so a worker that dies ends the pipe and ``receive`` says so instead of
+    waiting.
+    """
+
+    def __init__(self, column: Column, keep_normalised: bool) -> None:
+        self._inbox = _FORK.Queue()
+        self._looks, sender = _FORK.Pipe(duplex=False)
+        self._process = _FORK.Process(
+            target=_serve,
+            args=(self._inbox, sender, FirstLook(column, keep_normalised)),
+            name="suppress clean: first look",
+            daemon=True,
+        )
+        self._process.start()
+        sender.close()
+        self._unanswered = 0
+
+    def learn(self, in_memory: InMemory) -> None:
+        self._inbox.put(in_memory)
+
+    def send(self, rows: Rows) -> None:
+        self._inbox.put(rows)
+        self._unanswered += 1
+
+    def receive(self) -> Look:
+        try:
+            look = self._looks.recv()
+        except EOFError:
+            raise FirstLookFailed(
+                f"the address worker stopped (exit status {self._process.exitcode})"
+            ) from None
+        self._unanswered -= 1
+        return look
+
+    def close(self) -> None:
+        """Stop the worker: told to when it has answered everything, else (the reader gave up
+        early) killed, since it may be stuck sending an answer nobody will read."""
+        if not self._unanswered:
+            self._inbox.put(None)
+            self._process.join(STOP_SECONDS)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+        self._inbox.cancel_join_thread()
+        self._inbox.close()
+        self._looks.close()
+
+
+def _serve(
+    inbox: "multiprocessing.Queue[InMemory | Rows | None]",
+    looks: Connection,
+    first_look: FirstLook,
+) -> None:
+    """The worker's loop: one Look per chunk, in order, until told to stop; the chunks that
+    come before what is to be matched in memory wait for it, normalised."""
+    # Ctrl-C reaches the whole process group; the command stops the worker itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    waiting: deque[tuple[Rows, _NormalForms]] | None = deque()
+    while (message := inbox.get()) is not None:
+        if isinstance(message, InMemory):
+            first_look.learn(message)
+            while waiting:
+                looks.send(first_look.judged(*waiting.popleft()))
+            waiting = None
+            continue
+        forms = normal_forms(message, first_look.column)
+        if waiting is None:
+            looks.send(first_look.judged(message, forms))
+        else:
+            waiting.append((message, forms))
