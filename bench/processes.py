@@ -8,6 +8,7 @@ benchmark process before exec, and only one process of a tree.
 """
 
 import os
+import resource
 import subprocess
 import tempfile
 import time
@@ -25,7 +26,11 @@ TREE_EVERY_POLLS = 5
 
 @dataclass(frozen=True)
 class Finished:
+    """Wall time, CPU time (user and system, of the command and every process it waited for)
+    and peak memory of a command, and what it said."""
+
     seconds: float
+    cpu_seconds: float
     peak_mb: float
     stdout: str
     stderr: str
@@ -34,6 +39,7 @@ class Finished:
 def measured(command: list[str], env: dict[str, str] | None = None) -> Finished:
     """Run ``command`` from the repository root; raise if it fails, with its error output."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        cpu_before = _children_cpu()
         started = time.perf_counter()
         child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=err, text=True)
         high_water = tree_peak = polls = 0
@@ -45,12 +51,21 @@ def measured(command: list[str], env: dict[str, str] | None = None) -> Finished:
             polls += 1
             time.sleep(POLL_SECONDS)
         seconds = time.perf_counter() - started
+        cpu = _children_cpu() - cpu_before
         out.seek(0)
         err.seek(0)
-        finished = Finished(seconds, max(high_water, tree_peak) / 1024, out.read(), err.read())
+        peak_mb = max(high_water, tree_peak) / 1024
+        finished = Finished(seconds, cpu, peak_mb, out.read(), err.read())
     if child.returncode:
         raise RuntimeError(f"{command[0]} failed with status {child.returncode}: {finished.stderr}")
     return finished
+
+
+def _children_cpu() -> float:
+    """CPU seconds of every child this process has waited for: runs are one at a time, so the
+    difference across one is its own."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def service_env(url: str) -> dict[str, str]:

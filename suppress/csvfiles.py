@@ -111,7 +111,8 @@ def sniff_separator(header_line: str) -> str:
 def unpadded(separator: str) -> Callable[[str], bool]:
     """A test for a plain row's text: that no field starts or ends with white space (what
     ``str.strip`` takes off). Of the white space characters only the space is printable, so in
-    a printable line only spaces at the ends or next to a separator remain to look for."""
+    a printable line only spaces at the ends or next to a separator remain to look for; a line
+    with a tab or the like anywhere counts as padded, to be split and stripped."""
     left, right = f"{separator} ", f" {separator}"
     printable: Callable[[str], bool] = str.isprintable
     if not separator.isprintable():  # a tab

@@ -17,9 +17,11 @@ from suppress.addresses import (
     _normalise_slow,
     classify,
     domain_of,
+    email_digest,
     email_hash,
     normalise,
     normalise_and_hash,
+    normalise_stripped,
 )
 
 # Property tests compare with email-validator, which takes ~40 µs an address; these budgets keep
@@ -145,11 +147,23 @@ def test_fast_path_leaves_anything_unusual_to_email_validator(raw):
 def test_email_hash_is_hex_sha256_of_the_utf8_normal_form():
     expected = "be71fbd84de122932ed9b85b5a771ef325a9eced3ffd47b50fc59b4a30ea6897"
     assert email_hash("matti.meikalainen@yritys.fi") == expected
+    assert email_digest("matti.meikalainen@yritys.fi").hex() == expected
 
 
 @pytest.mark.parametrize("raw", ["Matti.Meikalainen@Yritys.fi", "Päivi@Sähkö.fi"])
 def test_normalise_and_hash_equals_its_two_steps(raw):
     assert normalise_and_hash(raw) == (normalise(raw), email_hash(normalise(raw)))
+
+
+@pytest.mark.parametrize("raw", ["Matti.Meikalainen@Yritys.fi", "Päivi@Sähkö.fi", "matti"])
+def test_normalise_stripped_is_normalise_of_an_address_without_blanks_around_it(raw):
+    try:
+        expected = normalise(raw)
+    except InvalidAddress as error:
+        with pytest.raises(InvalidAddress, match=str(error)):
+            normalise_stripped(raw)
+    else:
+        assert normalise_stripped(raw) == expected
 
 
 def test_normalise_and_hash_rejects_like_normalise():

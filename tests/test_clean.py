@@ -1,6 +1,8 @@
 """clean_rows(): one verdict per row, in order, by the first rule that applies."""
 
+import csv
 import hashlib
+import io
 from datetime import UTC, datetime
 
 import pytest
@@ -216,3 +218,114 @@ def test_hashed_suppressions_are_looked_up_once_per_chunk(app, write_csv, monkey
         None,
     ]
     assert len(calls) == 2
+
+
+# Every kind of row, in a file as Finnish Excel saves it: plain lines, padded fields (spaces, a
+# tab, a no-break space), quoted fields with the separator and with quotes, a repeat in another
+# case, no address, blank rows plain and quoted, a malformed row, and one whose detail holds the
+# separator.
+EVERY_KIND = (
+    "Name;Email;Company;Note\r\n"
+    "Anna;a@b.fi;Oy Ab;x\r\n"
+    "Bo; b@b.fi ;Oy;y\r\n"
+    "Cid;A@B.fi;Oy;z\r\n"
+    'Dan;s@b.fi;"Kone; Oy";w\r\n'
+    "Eve;not-an-address;Oy;v\r\n"
+    "Fay;;Oy;u\r\n"
+    ";;;\r\n"
+    '"";;;\r\n'
+    '"Kay";;Oy;p\r\n'
+    "Gus;g@b.fi;Oy\r\n"
+    "Hal;r@b.fi;Oy\t;t\r\n"
+    'Ida;h@b.fi;"Oy ""X""";s\r\n'
+    "Jan;n@b.fi;Oy\xa0;q\r\n"
+    "Kim;k@b.fi;Oy;o\r\n"
+    "Lea;l@b.fi;Oy Ab;m\r\n"
+)
+
+
+def written_as_rows(path):
+    """The reference: clean_rows() of the file, written by the csv module."""
+    with CsvFile(path) as table:
+        index = email_column(table.header)
+        verdicts = clean_rows(table.records(), width=len(table.header), email_index=index)
+        kept, rejected = io.StringIO(), io.StringIO()
+        keep = csv.writer(kept, delimiter=table.separator)
+        reject = csv.writer(rejected, delimiter=table.separator)
+        keep.writerow(table.header)
+        reject.writerow([*table.header, *clean.REJECT_COLUMNS])
+        for row in verdicts:
+            if row.reason is None:
+                keep.writerow(row.fields)
+            else:
+                reject.writerow([*row.fields, row.reason, row.detail])
+    return kept.getvalue(), rejected.getvalue()
+
+
+def written_in_chunks(path, size):
+    with CsvFile(path) as table:
+        chunks = clean.cleaned_chunks(
+            table.raw_chunks(size),
+            width=len(table.header),
+            email_index=email_column(table.header),
+            separator=table.separator,
+        )
+        kept, rejected = io.StringIO(), io.StringIO()
+        counts = clean.write_cleaned(
+            chunks, kept, rejected, table.header, table.separator, links=False
+        )
+    return kept.getvalue(), rejected.getvalue(), counts
+
+
+def every_kind(write_csv):
+    suppressions.suppress("s@b.fi", reason="complained", source="test")
+    lists.ensure_address("r@b.fi").restricted = True
+    db.session.flush()
+    digest = md5("k@b.fi")
+    suppressions.import_hashed_suppressions([digest], "md5", "partner; 2026", print)
+    return write_csv(EVERY_KIND)
+
+
+@pytest.mark.parametrize("size", [3, 1_000])
+def test_a_file_written_a_chunk_at_a_time_is_its_rows_as_the_csv_module_writes_them(
+    app, write_csv, size
+):
+    """In one chunk or in many (the worker, the register in memory), a row copied as it was
+    read or written out again: the same bytes as writing clean_rows() with the csv module."""
+    path = every_kind(write_csv)
+    kept, rejected, counts = written_in_chunks(path, size)
+    assert (kept, rejected) == written_as_rows(path)
+    assert kept.splitlines()[1:] == [
+        "Anna;a@b.fi;Oy Ab;x",
+        "Bo;b@b.fi;Oy;y",
+        'Ida;h@b.fi;"Oy ""X""";s',
+        "Jan;n@b.fi;Oy;q",
+        "Lea;l@b.fi;Oy Ab;m",
+    ]
+    assert counts == {
+        None: 5,
+        "invalid": 4,
+        "duplicate": 1,
+        "suppressed": 2,
+        "restricted": 1,
+    }
+    assert 'Kim;k@b.fi;Oy;o;suppressed;"hashed list: partner; 2026"' in rejected
+
+
+def test_a_long_file_past_the_in_memory_limit_is_looked_up_chunk_by_chunk(
+    app, write_csv, monkeypatch
+):
+    path = every_kind(write_csv)
+    expected = written_in_chunks(path, 1_000)
+    monkeypatch.setattr(suppressions, "IN_MEMORY_LIMIT", 0)
+    assert written_in_chunks(path, 3) == expected
+
+
+def test_a_long_file_gets_the_list_rules_of_a_short_one(app, write_csv):
+    """R-GDPR-1, R-FI-1, R-FI-5 whether the file takes one chunk or many."""
+    shop = lists.create_list("shop", "Shop", audience="consumer")
+    subscribe("ok@gmail.com", shop, "consent", consent_at=datetime(2025, 1, 1, tzinfo=UTC))
+    suppressions.suppress("gone@b.fi", reason="unsubscribed", source="test", scope="shop")
+    rows = ["ok@gmail.com", "new@gmail.com", "gone@b.fi", "sales@firm.fi", "OK@gmail.com"]
+    path = write_csv("email\n" + "\n".join(rows) + "\n")
+    assert cleaned(path, mailing_list=shop, chunk_rows=2) == cleaned(path, mailing_list=shop)

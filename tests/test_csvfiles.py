@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from suppress.csvfiles import CsvError, CsvFile, sniff_separator
+from suppress.csvfiles import CsvError, CsvFile, sniff_separator, unpadded
 
 
 def rows_of(path):
@@ -96,3 +96,33 @@ def test_records_are_what_the_csv_module_reads_and_plain_lines_keep_their_text(s
             written = io.StringIO()
             csv.writer(written, delimiter=separator).writerow(record.fields)
             assert written.getvalue() == record.text + "\r\n"
+
+
+def test_raw_chunks_leave_a_plain_line_unsplit_and_give_any_other_its_fields(write_csv):
+    path = write_csv('email;note\na@b.fi;x\n"b@b.fi";y\n\nc@b.fi\n')
+    with CsvFile(path) as table:
+        (chunk,) = table.raw_chunks(10)
+    assert chunk.lines == [2, 3, 5]
+    assert chunk.texts == ["a@b.fi;x", None, None]
+    assert chunk.others == {
+        1: (["b@b.fi", "y"], None),
+        2: (["c@b.fi"], "1 fields where the header has 2"),
+    }
+
+
+def test_raw_chunks_come_size_rows_at_a_time(write_csv):
+    path = write_csv("email\n" + "a@b.fi\n" * 5)
+    with CsvFile(path) as table:
+        assert [len(chunk.lines) for chunk in table.raw_chunks(2)] == [2, 2, 1]
+
+
+@settings(deadline=None, max_examples=500)
+@given(st.sampled_from([",", ";", "\t"]), st.text(alphabet="ab ä,;\t\xa0\x1f", min_size=1))
+def test_a_line_is_unpadded_only_when_no_field_has_white_space_to_strip(separator, text):
+    """Exact for a line whose only white space is spaces; a tab or the like anywhere makes the
+    line count as padded, which only costs writing it out with the csv module."""
+    padded = any(field != field.strip() for field in text.split(separator))
+    if padded or not text.replace(separator, "").isprintable():
+        assert not unpadded(separator)(text)
+    else:
+        assert unpadded(separator)(text)

@@ -197,6 +197,42 @@ def test_suppressed_among_gives_the_same_answer_by_scan_and_by_index(app, monkey
     assert suppressed_among(iter(candidates)) == expected
 
 
+def unpacked(list=None):
+    packed = suppressions.packed_suppressions(db.session.connection(), list)
+    return packed.unpacked()
+
+
+def key(address):
+    return hashlib.sha256(address.encode()).digest()[: suppressions.DIGEST_KEY_BYTES]
+
+
+def test_packed_suppressions_hold_those_in_scope_by_digest_key_global_named_first(app):
+    create_list("news", "News")
+    create_list("other", "Other")
+    add("both@b.fi", reason="complained")
+    add("both@b.fi", scope="news")
+    add("news@b.fi", scope="news", reason="bounced")
+    add("other@b.fi", scope="other")
+    add("lapsed@b.fi", reason="soft_bounced", expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    assert unpacked() == {key("both@b.fi"): ("global", "complained")}
+    assert unpacked("news") == {
+        key("both@b.fi"): ("global", "complained"),
+        key("news@b.fi"): ("news", "bounced"),
+    }
+
+
+def test_packed_suppressions_keep_an_erased_address_by_its_hash(app):
+    add("gone@b.fi", reason="erased")
+    db.session.execute(Suppression.__table__.update().values(email=None))
+    assert unpacked() == {key("gone@b.fi"): ("global", "erased")}
+
+
+def test_past_the_in_memory_limit_there_are_no_packed_suppressions(app, monkeypatch):
+    add("a@b.fi")
+    monkeypatch.setattr(suppressions, "IN_MEMORY_LIMIT", 0)
+    assert suppressions.packed_suppressions(db.session.connection(), None) is None
+
+
 def test_import_writes_rows_in_batches_and_reports_each_refusal(app):
     create_list("news", "News")
     records = [

@@ -198,23 +198,23 @@ def normal_forms(rows: Rows, column: Column) -> _NormalForms:
 
 
 class InPlace:
-    """The first look taken here, as each chunk is sent."""
+    """The first look taken here, each chunk when its Look is asked for."""
 
     def __init__(self, column: Column, keep_normalised: bool) -> None:
         self._first_look = FirstLook(column, keep_normalised)
-        self._looks: deque[Look] = deque()
+        self._chunks: deque[Rows] = deque()
 
     def learn(self, in_memory: InMemory) -> None:
         self._first_look.learn(in_memory)
 
     def send(self, rows: Rows) -> None:
-        self._looks.append(self._first_look.of(rows))
+        self._chunks.append(rows)
 
     def receive(self) -> Look:
-        return self._looks.popleft()
+        return self._first_look.of(self._chunks.popleft())
 
     def close(self) -> None:
-        self._looks.clear()
+        self._chunks.clear()
 
 
 class InWorker:
@@ -229,13 +229,13 @@ class InWorker:
     def __init__(self, column: Column, keep_normalised: bool) -> None:
         self._inbox = _FORK.Queue()
         self._looks, sender = _FORK.Pipe(duplex=False)
-        self._process = _FORK.Process(
+        self.process = _FORK.Process(
             target=_serve,
             args=(self._inbox, sender, FirstLook(column, keep_normalised)),
             name="suppress clean: first look",
             daemon=True,
         )
-        self._process.start()
+        self.process.start()
         sender.close()
         self._unanswered = 0
 
@@ -251,7 +251,7 @@ class InWorker:
             look = self._looks.recv()
         except EOFError:
             raise FirstLookFailed(
-                f"the address worker stopped (exit status {self._process.exitcode})"
+                f"the address worker stopped (exit status {self.process.exitcode})"
             ) from None
         self._unanswered -= 1
         return look
@@ -261,10 +261,10 @@ class InWorker:
         early) killed, since it may be stuck sending an answer nobody will read."""
         if not self._unanswered:
             self._inbox.put(None)
-            self._process.join(STOP_SECONDS)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join()
+            self.process.join(STOP_SECONDS)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
         self._inbox.cancel_join_thread()
         self._inbox.close()
         self._looks.close()

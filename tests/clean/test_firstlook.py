@@ -1,0 +1,88 @@
+"""The first look: the same in a worker as in place; a worker that dies or is left behind does
+not leave the clean waiting."""
+
+import hashlib
+import os
+import signal
+
+import pytest
+
+from suppress.clean.firstlook import (
+    Column,
+    FirstLookFailed,
+    InMemory,
+    InPlace,
+    InWorker,
+    Rows,
+)
+from suppress.models import REASONS
+from suppress.suppressions import PackedSuppressions
+
+COLUMN = Column(",", 1)
+# Plain lines (the address found in the text) and, at index 3, an address picked out already.
+FIRST = Rows(
+    lines=[2, 3, 4, 5, 6, 7],
+    texts=["Anna,a@b.fi", "Bo, A@B.FI ", "Cid,", "not-an-address", ",", "Dan,s@b.fi"],
+    picked=[3],
+    skipped=[],
+)
+SECOND = Rows(lines=[8, 9, 10], texts=["Eve,r@b.fi", "Fay,e@b.fi", None], picked=[], skipped=[2])
+
+
+def packed(address, reason):
+    digest = hashlib.sha256(address.encode()).digest()
+    return PackedSuppressions(None, b"", digest + bytes([REASONS.index(reason)]))
+
+
+IN_MEMORY = InMemory(
+    suppressions=packed("s@b.fi", "bounced"),
+    restricted=frozenset({hashlib.sha256(b"r@b.fi").digest()[:15]}),
+)
+
+
+def looks(looker):
+    looker.send(FIRST)
+    looker.learn(IN_MEMORY)
+    looker.send(SECOND)
+    try:
+        return [looker.receive(), looker.receive()]
+    finally:
+        looker.close()
+
+
+def test_the_first_look_finds_repeats_suppressions_and_restrictions_in_memory():
+    first, second = looks(InPlace(COLUMN, keep_normalised=True))
+    assert first.repeats == {1: 2}
+    assert first.padded == [1]
+    assert (first.missing, first.blank) == ([2], [4])
+    assert first.invalid == {3: "An email address must have an @-sign."}
+    assert first.suppressed == {5: ("global", "bounced")}
+    assert first.normalised == ["a@b.fi", "a@b.fi", "", "", "", "s@b.fi"]
+    assert second.restricted == [0]
+    assert second.digests[64:] == bytes(32)
+
+
+def test_a_worker_takes_the_same_first_look_and_holds_chunks_until_it_learns():
+    assert looks(InWorker(COLUMN, keep_normalised=True)) == looks(
+        InPlace(COLUMN, keep_normalised=True)
+    )
+
+
+def test_a_worker_that_dies_is_reported_instead_of_waited_for():
+    looker = InWorker(COLUMN, keep_normalised=False)
+    looker.learn(IN_MEMORY)
+    os.kill(looker.process.pid, signal.SIGKILL)
+    looker.process.join()
+    looker.send(FIRST)
+    with pytest.raises(FirstLookFailed, match="the address worker stopped"):
+        looker.receive()
+    looker.close()
+
+
+def test_a_worker_whose_answers_are_left_unread_is_stopped():
+    looker = InWorker(COLUMN, keep_normalised=True)
+    looker.learn(IN_MEMORY)
+    for _ in range(20):
+        looker.send(FIRST)
+    looker.close()
+    assert not looker.process.is_alive()
