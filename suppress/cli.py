@@ -77,6 +77,7 @@ def refusals_as_messages() -> Iterator[None]:
         lists.ListError,
         lists.ContactRefused,
         CsvError,
+        clean.FirstLookFailed,
         tokens.InsecureBaseURL,
         tokens.CampaignTooLong,
     ) as error:

@@ -1,6 +1,7 @@
 import gc
 import hashlib
 import json
+import os
 from datetime import UTC, datetime
 
 import pytest
@@ -8,6 +9,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from suppress import clean
+from suppress.clean import firstlook
 from suppress.events import Rules, record_events
 from suppress.models import Address, AuditEntry, HashedSuppression, Subscription, Suppression, db
 from suppress.providers.base import Event
@@ -473,6 +475,15 @@ def test_clean_splits_the_file_and_summarises_by_reason(
     input_rows = 5
     assert len(out.read_text().splitlines()) - 1 + len(rejected) - 1 == input_rows
     assert gc.isenabled()
+
+
+def test_clean_whose_worker_dies_says_so(runner, write_csv, tmp_path, monkeypatch):
+    monkeypatch.setattr(clean, "CHUNK_ROWS", 1)
+    monkeypatch.setattr(firstlook, "normal_forms", lambda rows, column: os._exit(3))
+    path = write_csv("email\na@b.fi\nb@b.fi\n")
+    result = run(runner, "clean", path, "--out", tmp_path / "o", "--rejects", tmp_path / "r")
+    assert result.exit_code == 1
+    assert "Error: the address worker stopped (exit status 3)" in result.output
 
 
 def test_clean_without_an_address_column_names_the_columns_found(runner, write_csv, tmp_path):

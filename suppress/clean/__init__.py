@@ -25,7 +25,14 @@ from sqlalchemy import Connection
 from suppress import tokens
 from suppress.addresses import CONSUMER
 from suppress.clean import firstlook, register
-from suppress.clean.firstlook import DIGEST_BYTES, NOTHING_IN_MEMORY, InMemory, Look, Looker
+from suppress.clean.firstlook import (
+    DIGEST_BYTES,
+    NOTHING_IN_MEMORY,
+    FirstLookFailed,
+    InMemory,
+    Look,
+    Looker,
+)
 from suppress.clean.register import RESTRICTED, STRANGE_CONSUMER, STRANGER
 from suppress.clean.written import (
     LINK_COLUMNS,
@@ -51,6 +58,7 @@ __all__ = [
     "REJECT_REASONS",
     "Cleaned",
     "CleanedChunk",
+    "FirstLookFailed",
     "clean_rows",
     "cleaned_chunks",
     "email_column",
