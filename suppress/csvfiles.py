@@ -50,11 +50,12 @@ class CsvRecord(NamedTuple):
 @dataclass
 class RawChunk:
     """Rows read together as cheaply as can be, column by column: row ``i`` is on line
-    ``lines[i]``; a plain row (see CsvRecord) comes unsplit as ``texts[i]``; any other has
-    ``texts[i]`` None and ``others[i]``, its fields as read and its problem (or None)."""
+    ``lines[i]``; a plain row (see CsvRecord) comes unsplit as ``texts[i]``, never empty; any
+    other has ``texts[i]`` "" and ``others[i]``, its fields as read and its problem (or
+    None)."""
 
     lines: list[int] = field(default_factory=list)
-    texts: list[str | None] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
     others: dict[int, tuple[list[str], str | None]] = field(default_factory=dict)
 
 
@@ -203,10 +204,10 @@ class CsvFile:
         separator = self.separator
         for chunk in self.raw_chunks(RECORDS_PER_CHUNK):
             for position, (line, text) in enumerate(zip(chunk.lines, chunk.texts, strict=True)):
-                if text is None:
-                    yield CsvRecord(line, *chunk.others[position])
-                else:
+                if text:
                     yield CsvRecord(line, text.split(separator), None, text)
+                else:
+                    yield CsvRecord(line, *chunk.others[position])
 
     def raw_chunks(self, size: int) -> Iterator[RawChunk]:
         """``records()`` as RawChunks of about ``size`` rows: for reading a million rows, where
@@ -241,7 +242,7 @@ class CsvFile:
             if other is not None:
                 chunk.others[len(chunk.lines)] = other
                 add_line(line)
-                add_text(None)
+                add_text("")
         if chunk.lines:
             yield chunk
 

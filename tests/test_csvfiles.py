@@ -103,7 +103,7 @@ def test_raw_chunks_leave_a_plain_line_unsplit_and_give_any_other_its_fields(wri
     with CsvFile(path) as table:
         (chunk,) = table.raw_chunks(10)
     assert chunk.lines == [2, 3, 5]
-    assert chunk.texts == ["a@b.fi;x", None, None]
+    assert chunk.texts == ["a@b.fi;x", "", ""]
     assert chunk.others == {
         1: (["b@b.fi", "y"], None),
         2: (["c@b.fi"], "1 fields where the header has 2"),

@@ -97,14 +97,12 @@ class _Chunk:
         self.malformed: list[int] = []
         self.missing: list[int] = []
         self.blank: set[int] = set()
-        texts, picked = raw.texts, []
+        picked = {}
         if raw.others:
-            texts = texts.copy()
             for position, (fields, problem) in raw.others.items():
                 address = "" if problem is not None else fields[column].strip()
                 if address:
-                    texts[position] = address
-                    picked.append(position)
+                    picked[position] = address
                 elif problem is not None:
                     self.malformed.append(position)
                 elif any(map(str.strip, fields)):
@@ -112,7 +110,7 @@ class _Chunk:
                 else:
                     self.blank.add(position)
         skipped = [*self.malformed, *self.missing, *self.blank]
-        self.rows = firstlook.Rows(raw.lines, texts, picked, skipped)
+        self.rows = firstlook.Rows(raw.lines, "\n".join(raw.texts), picked, skipped)
 
 
 def email_column(columns: list[str], name: str | None = None) -> int:
@@ -158,7 +156,7 @@ def _raw(records: Iterable[CsvRecord], size: int) -> Iterator[RawChunk]:
     for line, fields, problem, _ in records:
         chunk.others[len(chunk.lines)] = (fields, problem)
         chunk.lines.append(line)
-        chunk.texts.append(None)
+        chunk.texts.append("")
         if len(chunk.lines) >= size:
             yield chunk
             chunk = RawChunk()

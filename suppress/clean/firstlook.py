@@ -50,13 +50,14 @@ class Column(NamedTuple):
 
 
 class Rows(NamedTuple):
-    """A chunk as the first look is sent it: each row's line and either its text (a plain row:
-    the address is found in it) or, for the rows in ``picked``, its address already picked out
-    and stripped; the rows in ``skipped`` (decided without an address) are passed over."""
+    """A chunk as the first look is sent it: each row's line, and the plain rows' texts (the
+    address is found in them) one a line in ``texts``, "" for any other row; ``picked`` has
+    the address picked out and stripped of such a row, unless it is ``skipped`` (decided
+    without an address). One string for the texts costs a fraction of thousands to send."""
 
     lines: list[int]
-    texts: list[str | None]
-    picked: list[int]
+    texts: str
+    picked: dict[int, str]
     skipped: list[int]
 
 
@@ -162,7 +163,8 @@ def normal_forms(rows: Rows, column: Column) -> _NormalForms:
     """Each row's address, found in its text if need be, in its normal form and hashed."""
     separator, at = column
     unpadded = csvfiles.unpadded(separator)
-    special, skipped = {*rows.picked, *rows.skipped}, {*rows.skipped}
+    picked = rows.picked
+    special = {*picked, *rows.skipped}
     digests = bytearray()
     blank: list[int] = []
     missing: list[int] = []
@@ -170,9 +172,9 @@ def normal_forms(rows: Rows, column: Column) -> _NormalForms:
     padded: list[int] = []
     normalised: list[str] = []
     add_normal = normalised.append
-    for index, text in enumerate(rows.texts):
+    for index, text in enumerate(rows.texts.split("\n")):
         if index in special:
-            address = "" if index in skipped else text or ""
+            address = picked.get(index, "")
         else:
             address = text.split(separator, at + 1)[at]
             if not unpadded(text):
@@ -250,6 +252,7 @@ class InWorker:
         try:
             look = self._looks.recv()
         except EOFError:
+            self.process.join(STOP_SECONDS)  # the pipe ends a moment before the process
             raise FirstLookFailed(
                 f"the address worker stopped (exit status {self.process.exitcode})"
             ) from None

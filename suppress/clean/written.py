@@ -61,7 +61,7 @@ class CleanedChunk:
         """A row's fields as written out: stripped, or for a malformed row fitted to the
         header."""
         text = self.raw.texts[position]
-        if text is not None:
+        if text:
             return [*map(str.strip, text.split(self.separator))]
         fields, problem = self.raw.others[position]
         if problem is not None:
@@ -99,14 +99,14 @@ class CleanedChunk:
         line_of = _line_writer(separator)
         kept = [
             text + LINE_END
-            if text is not None and position not in rewritten
+            if text and position not in rewritten
             else line_of([*fields(position), *links.get(position, ())])
             for position, text in enumerate(texts)
             if position not in verdicts and position not in dropped
         ]
         rejected = [
             f"{text}{separator}{reason}{separator}{detail}{LINE_END}"
-            if (text := texts[position]) is not None
+            if (text := texts[position])
             and position not in rewritten
             and not _needs_quotes(detail, separator)
             else line_of([*fields(position), reason, detail])

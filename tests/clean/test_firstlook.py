@@ -22,11 +22,11 @@ COLUMN = Column(",", 1)
 # Plain lines (the address found in the text) and, at index 3, an address picked out already.
 FIRST = Rows(
     lines=[2, 3, 4, 5, 6, 7],
-    texts=["Anna,a@b.fi", "Bo, A@B.FI ", "Cid,", "not-an-address", ",", "Dan,s@b.fi"],
-    picked=[3],
+    texts="Anna,a@b.fi\nBo, A@B.FI \nCid,\n\n,\nDan,s@b.fi",
+    picked={3: "not-an-address"},
     skipped=[],
 )
-SECOND = Rows(lines=[8, 9, 10], texts=["Eve,r@b.fi", "Fay,e@b.fi", None], picked=[], skipped=[2])
+SECOND = Rows(lines=[8, 9, 10], texts="Eve,r@b.fi\nFay,e@b.fi\n", picked={}, skipped=[2])
 
 
 def packed(address, reason):
