@@ -26,11 +26,14 @@ TREE_EVERY_POLLS = 5
 
 @dataclass(frozen=True)
 class Finished:
-    """Wall time, CPU time (user and system, of the command and every process it waited for)
-    and peak memory of a command, and what it said."""
+    """Wall time, CPU time (user and system, of the command and every process it waited for),
+    the CPU time of each of its processes, largest first, and its peak memory; what it said.
+    On a machine with a core for each, the largest process's CPU time is how long the command
+    would take."""
 
     seconds: float
     cpu_seconds: float
+    process_cpu_seconds: tuple[float, ...]
     peak_mb: float
     stdout: str
     stderr: str
@@ -43,22 +46,36 @@ def measured(command: list[str], env: dict[str, str] | None = None) -> Finished:
         started = time.perf_counter()
         child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=err, text=True)
         high_water = tree_peak = polls = 0
+        started_by_it: dict[int, float] = {}
         while child.poll() is None:
             high_water = max(high_water, status_kb(child.pid, "VmHWM"))
             if polls % TREE_EVERY_POLLS == 0:
                 tree = {child.pid, *descendants(child.pid)}
                 tree_peak = max(tree_peak, sum(proportional_kb(pid) for pid in tree))
+                started_by_it.update({pid: cpu_seconds(pid) for pid in tree - {child.pid}})
             polls += 1
             time.sleep(POLL_SECONDS)
         seconds = time.perf_counter() - started
         cpu = _children_cpu() - cpu_before
+        others = sorted(started_by_it.values(), reverse=True)
+        processes = tuple(sorted([cpu - sum(others), *others], reverse=True))
         out.seek(0)
         err.seek(0)
         peak_mb = max(high_water, tree_peak) / 1024
-        finished = Finished(seconds, cpu, peak_mb, out.read(), err.read())
+        finished = Finished(seconds, cpu, processes, peak_mb, out.read(), err.read())
     if child.returncode:
         raise RuntimeError(f"{command[0]} failed with status {child.returncode}: {finished.stderr}")
     return finished
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a running process so far (0 once it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    user, system = stat.rpartition(")")[2].split()[11:13]
+    return (int(user) + int(system)) / os.sysconf("SC_CLK_TCK")
 
 
 def _children_cpu() -> float:
