@@ -28,6 +28,7 @@ from sqlalchemy import (
     Insert,
     Row,
     Select,
+    String,
     and_,
     bindparam,
     case,
@@ -93,8 +94,8 @@ IN_MEMORY_LIMIT = 2_000_000
 # the memory. Fifteen, not sixteen: such a bytes object takes 48 bytes of Python's allocator,
 # one more byte would take 64.
 DIGEST_KEY_BYTES = 15
-# A packed suppression: the SHA-256 digest, then the reason's index in REASONS.
-SUPPRESSION_RECORD_BYTES = hashlib.sha256().digest_size + 1
+# A packed suppression: its digest key, then the reason's index in REASONS.
+SUPPRESSION_RECORD_BYTES = DIGEST_KEY_BYTES + 1
 # Hex digits per digest, by algorithm: a line of another length is not a hash of that kind.
 HEX_LENGTHS = {"md5": 32, "sha256": 64, "sha512": 128}
 # Rows per multi-row INSERT of hashes (four values each): within both databases' limits.
@@ -454,8 +455,8 @@ def covering_suppressions(
 @dataclass(frozen=True)
 class PackedSuppressions:
     """The active suppressions of a scope, packed for matching in memory, perhaps in another
-    process: records of a digest and the reason's index in REASONS (SUPPRESSION_RECORD_BYTES
-    each), those of the list and those in the global scope apart."""
+    process: records of a digest key and the reason's index in REASONS
+    (SUPPRESSION_RECORD_BYTES each), those of the list and those in the global scope apart."""
 
     list: str | None
     on_the_list: bytes
@@ -481,7 +482,9 @@ def packed_suppressions(connection: Connection, list: str | None) -> PackedSuppr
     """
     if connection.scalar(select(func.count()).select_from(Suppression)) > IN_MEMORY_LIMIT:
         return None
-    record = Suppression.email_hash + case(
+    # Only the key's hex digits come over: half the string the whole hash would make.
+    key = func.substr(Suppression.email_hash, 1, 2 * DIGEST_KEY_BYTES, type_=String)
+    record = key + case(
         *(
             (Suppression.reason == reason, literal_column(f"'{index:02x}'"))
             for index, reason in enumerate(REASONS)
@@ -504,7 +507,7 @@ def packed_suppressions(connection: Connection, list: str | None) -> PackedSuppr
 
 def _by_digest_key(packed: bytes, scope: str) -> dict[bytes, tuple[str, str]]:
     size = SUPPRESSION_RECORD_BYTES
-    keys = [packed[start : start + DIGEST_KEY_BYTES] for start in range(0, len(packed), size)]
+    keys = [packed[start : start + size - 1] for start in range(0, len(packed), size)]
     named = [(scope, reason) for reason in REASONS]
     return dict(zip(keys, map(named.__getitem__, packed[size - 1 :: size]), strict=True))
 

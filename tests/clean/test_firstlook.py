@@ -16,7 +16,7 @@ from suppress.clean.firstlook import (
     Rows,
 )
 from suppress.models import REASONS
-from suppress.suppressions import PackedSuppressions
+from suppress.suppressions import DIGEST_KEY_BYTES, PackedSuppressions
 
 COLUMN = Column(",", 1)
 # Plain lines (the address found in the text) and, at index 3, an address picked out already.
@@ -29,14 +29,13 @@ FIRST = Rows(
 SECOND = Rows(lines=[8, 9, 10], texts="Eve,r@b.fi\nFay,e@b.fi\n", picked={}, skipped=[2])
 
 
-def packed(address, reason):
-    digest = hashlib.sha256(address.encode()).digest()
-    return PackedSuppressions(None, b"", digest + bytes([REASONS.index(reason)]))
+def key(address):
+    return hashlib.sha256(address.encode()).digest()[:DIGEST_KEY_BYTES]
 
 
 IN_MEMORY = InMemory(
-    suppressions=packed("s@b.fi", "bounced"),
-    restricted=frozenset({hashlib.sha256(b"r@b.fi").digest()[:15]}),
+    suppressions=PackedSuppressions(None, b"", key("s@b.fi") + bytes([REASONS.index("bounced")])),
+    restricted=frozenset({key("r@b.fi")}),
 )
 
 
