@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 
 from bench.bench_addresses import FIRST_NAMES, LAST_NAMES
 from bench.bench_suppressions import distinct_addresses, flask, floor_import
-from bench.processes import FLASK, PYTHON, Finished, measured, service_env
+from bench.processes import FLASK, PYTHON, Finished, exit_status, measured, service_env
 from suppress.addresses import InvalidAddress, normalise_and_hash
 
 REPEATED_SHARE = 0.05
@@ -263,10 +263,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="best of this many; all shown")
     parser.add_argument("--database-url", help="default: a temporary SQLite file")
     args = parser.parse_args()
-    if args.database_url:
-        return 0 if run(args.database_url, args.n, args.rounds) else 1
-    with tempfile.TemporaryDirectory() as folder:
-        return 0 if run(f"sqlite:///{folder}/bench.db", args.n, args.rounds) else 1
+    return exit_status(args.database_url, lambda url: run(url, args.n, args.rounds))
 
 
 if __name__ == "__main__":

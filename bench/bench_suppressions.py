@@ -29,7 +29,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bench.bench_addresses import addresses
-from bench.processes import FLASK, ROOT, measured, service_env
+from bench.processes import FLASK, ROOT, exit_status, measured, service_env
 from suppress import create_app
 from suppress.addresses import InvalidAddress, normalise_and_hash
 from suppress.config import coerce
@@ -203,10 +203,7 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--database-url", help="default: a temporary SQLite file")
     args = parser.parse_args()
-    if args.database_url:
-        return 0 if run(args.database_url, args.n) else 1
-    with tempfile.TemporaryDirectory() as folder:
-        return 0 if run(f"sqlite:///{folder}/bench.db", args.n) else 1
+    return exit_status(args.database_url, lambda url: run(url, args.n))
 
 
 if __name__ == "__main__":

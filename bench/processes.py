@@ -12,6 +12,7 @@ import resource
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +84,15 @@ def _children_cpu() -> float:
     difference across one is its own."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def exit_status(database_url: str | None, run: Callable[[str], bool]) -> int:
+    """0 when ``run`` on the database at ``database_url`` (default: a temporary SQLite file)
+    met its targets, else 1."""
+    if database_url:
+        return 0 if run(database_url) else 1
+    with tempfile.TemporaryDirectory() as folder:
+        return 0 if run(f"sqlite:///{folder}/bench.db") else 1
 
 
 def service_env(url: str) -> dict[str, str]:
