@@ -53,7 +53,8 @@ def measured(command: list[str], env: dict[str, str] | None = None) -> Finished:
             if polls % TREE_EVERY_POLLS == 0:
                 tree = {child.pid, *descendants(child.pid)}
                 tree_peak = max(tree_peak, sum(proportional_kb(pid) for pid in tree))
-                started_by_it.update({pid: cpu_seconds(pid) for pid in tree - {child.pid}})
+                for pid in tree - {child.pid}:  # the last reading, once gone, is 0
+                    started_by_it[pid] = max(started_by_it.get(pid, 0.0), cpu_seconds(pid))
             polls += 1
             time.sleep(POLL_SECONDS)
         seconds = time.perf_counter() - started
