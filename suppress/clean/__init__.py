@@ -82,7 +82,7 @@ CHUNK_ROWS = 10_000
 # suppressions are being read into memory, so that neither process waits for them (early on,
 # when the worker's table of addresses met is still small).
 CHUNKS_AHEAD = 3
-CHUNKS_AHEAD_OF_MEMORY = 12
+CHUNKS_AHEAD_OF_MEMORY = 6
 EMAIL_COLUMN = "email"
 _NO_ADDRESS = ("invalid", "no address")
 
