@@ -49,6 +49,10 @@ SUBSCRIPTION_STATUSES = ("subscribed", "unsubscribed")
 BASES = ("consent", "customer_relationship", "b2b_role", "legitimate_interest")
 # The digests a partner's opt-out file may hold, of normalised addresses.
 HASH_ALGORITHMS = ("md5", "sha256", "sha512")
+# What a destination should hold for one suppression: the suppression, or its lift.
+SYNC_ACTIONS = ("suppress", "lift")
+# Where that stands: not yet accepted by the provider, accepted, or refused for good.
+SYNC_STATUSES = ("pending", "accepted", "refused")
 # Stable constraint names, so that migrations (and SQLite's batch mode) can refer to them.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -292,6 +296,63 @@ class Event(db.Model):
     machine: Mapped[bool] = mapped_column(default=False)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Destination(db.Model):
+    """A marketing tool's account the sync job keeps in step with the suppression list.
+
+    ``target`` is the provider's own name for the scope (a Mailgun domain, a SendGrid
+    unsubscribe group, a Postmark message stream, a Mailchimp audience); ``list_slug`` names our
+    list whose suppressions it carries besides the global ones. Credentials are never stored
+    here: they come from ``SUPPRESS_DEST_<NAME>_*`` or ``SUPPRESS_<PROVIDER>_*``.
+    """
+
+    __tablename__ = "destinations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str | None] = mapped_column(String(255))
+    list_slug: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The newest suppression id seen by the last planning pass: newer rows are not yet planned.
+    planned_through: Mapped[int] = mapped_column(default=0, server_default="0")
+    planned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pulled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class SyncState(db.Model):
+    """What one destination holds, or must be told, about one suppression: the outbox item.
+
+    One row per destination, address and scope. The planner sets ``action`` and ``reason`` to
+    what the suppression list says and the status to ``pending`` whenever they differ from what
+    the destination accepted; a worker pushes pending rows and records the provider's answer.
+    ``email`` is kept so that a lift can still name the address after its suppression is gone.
+    """
+
+    __tablename__ = "sync_states"
+    __table_args__ = (
+        UniqueConstraint("destination_id", "email_hash", "scope"),
+        CheckConstraint(_in("action", SYNC_ACTIONS), name="action"),
+        CheckConstraint(_in("status", SYNC_STATUSES), name="status"),
+        Index("ix_sync_states_destination_id_status", "destination_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    destination_id: Mapped[int] = mapped_column(ForeignKey("destinations.id", ondelete="CASCADE"))
+    email_hash: Mapped[str] = mapped_column(String(64))
+    email: Mapped[str | None] = mapped_column(String(320))
+    scope: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(8))
+    detail: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    # When the suppression list first wanted this (the sync lag is measured from it).
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class AuditIsAppendOnly(RuntimeError):

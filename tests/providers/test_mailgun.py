@@ -383,9 +383,14 @@ def test_bad_tolerance_is_a_config_error_naming_the_variable():
         provider(WEBHOOK_TOLERANCE_SECONDS="a while")
 
 
-def test_api_settings_default_to_mailguns_us_api():
+def test_webhook_settings_default_to_a_nine_hour_tolerance_and_need_no_api_key():
     settings = provider().settings
 
-    assert settings["API_URL"] == "https://api.mailgun.net"
-    assert (settings["API_KEY"], settings["DOMAIN"]) == (None, None)
-    assert settings["WEBHOOK_TOLERANCE_SECONDS"] == DEFAULT_TOLERANCE_SECONDS
+    assert settings == {
+        "WEBHOOK_SIGNING_KEY": (SIGNING_KEY,),
+        "WEBHOOK_TOLERANCE_SECONDS": DEFAULT_TOLERANCE_SECONDS,
+    }
+
+
+def test_an_api_key_alone_does_not_enable_the_webhook_endpoint():
+    assert not Mailgun.is_configured({"MAILGUN_API_KEY": "key-sync-only"})

@@ -1,0 +1,615 @@
+"""The sync job: every destination learns every suppression, and gives its own back.
+
+A destination's outbox is its ``SyncState`` rows. Planning compares the suppression list with
+them in two set-based statements: what a destination lacks (or holds with another reason)
+becomes pending, and what it holds that is no longer suppressed becomes a pending lift (or a
+refused one where the provider cannot lift). A worker then claims pending rows a batch at a
+time, pushes them through the provider's module, and records each outcome, so nothing is
+skipped and nothing accepted is pushed again. On PostgreSQL several workers may run at once:
+each claims with ``FOR UPDATE SKIP LOCKED`` and holds its rows until their outcomes commit. On
+SQLite a file lock lets one worker run at a time.
+
+Reconciling pulls a destination's own suppression lists, imports what we lack with source
+``sync:<name>``, and reports the drift both ways before it writes.
+"""
+
+import fcntl
+import logging
+import re
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from suppress import suppressions
+from suppress.addresses import InvalidAddress, normalise_and_hash
+from suppress.config import ConfigError
+from suppress.models import (
+    GLOBAL_SCOPE,
+    Destination,
+    MailingList,
+    Suppression,
+    SyncState,
+    db,
+    utcnow,
+)
+from suppress.providers import PROVIDERS
+from suppress.providers.api import ApiError
+from suppress.providers.base import (
+    ACCEPTED,
+    PENDING,
+    REFUSED,
+    REQUIRED,
+    Account,
+    Change,
+    Provider,
+)
+
+log = logging.getLogger(__name__)
+
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+SOURCE_PREFIX = "sync:"
+ACTOR = "sync"
+# A change the provider could not settle waits this long before the next try, doubling per
+# attempt up to the cap, so a provider that is down is not hammered by every pass.
+FIRST_RETRY_DELAY = timedelta(seconds=30)
+LONGEST_RETRY_DELAY = timedelta(hours=1)
+# Rows per batch when importing what a destination holds and we lacked.
+IMPORT_BATCH = 5_000
+IN_CLAUSE_SIZE = 500
+
+
+class SyncError(ValueError):
+    """A destination cannot be added, found or reached as asked."""
+
+
+@dataclass
+class Report:
+    """What one pass did for one destination."""
+
+    destination: str
+    planned: int = 0
+    accepted: int = 0
+    refused: int = 0
+    pending: int = 0
+    lifted: int = 0
+    error: str | None = None
+
+
+@dataclass
+class Drift:
+    """A destination's lists against ours: what each side holds that the other lacks."""
+
+    destination: str
+    pulled: int = 0
+    # (address, our scope, reason) of each entry the destination holds and we lacked.
+    theirs_only: list[tuple[str, str, str]] = field(default_factory=list)
+    ours_only: int = 0
+    imported: int = 0
+
+
+def syncing_providers() -> dict[str, type[Provider]]:
+    """The providers that have an API to push suppressions to."""
+    return {slug: provider for slug, provider in PROVIDERS.items() if provider.PUSH_BATCH}
+
+
+def env_name(name: str) -> str:
+    """The part of ``SUPPRESS_DEST_<NAME>_<KEY>`` a destination's name gives."""
+    return name.upper().replace("-", "_")
+
+
+def api_settings(provider: type[Provider], name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The destination's API settings: its own variables first, then the provider's."""
+    settled = {}
+    for key, setting in provider.API_SETTINGS.items():
+        own = f"DEST_{env_name(name)}_{key}"
+        shared = f"{provider.slug.upper()}_{key}"
+        variable, raw = next(
+            ((v, config.get(v)) for v in (own, shared) if config.get(v) not in (None, "")),
+            (None, None),
+        )
+        if variable is None:
+            if setting.default is REQUIRED:
+                raise ConfigError(
+                    f"destination {name!r} needs SUPPRESS_{own} or SUPPRESS_{shared} to be set"
+                )
+            settled[key] = setting.default
+            continue
+        try:
+            settled[key] = setting.coerce(raw)
+        except ValueError as error:
+            raise ConfigError(f"SUPPRESS_{variable}: {error}") from None
+    return settled
+
+
+def account_for(destination: Destination, config: Mapping[str, Any]) -> Account:
+    provider = PROVIDERS[destination.provider]
+    settings = api_settings(provider, destination.name, config)
+    target = destination.target or (
+        settings.get(provider.TARGET_SETTING) if provider.TARGET_SETTING else None
+    )
+    if provider.TARGET and not target:
+        raise ConfigError(
+            f"destination {destination.name!r} needs a target ({provider.TARGET}): "
+            f"give --target or set SUPPRESS_{provider.slug.upper()}_{provider.TARGET_SETTING}"
+        )
+    api = provider.api(settings, timeout=config["SYNC_TIMEOUT"], retries=config["SYNC_RETRIES"])
+    return Account(
+        name=destination.name,
+        target=target,
+        list_slug=destination.list_slug,
+        settings=settings,
+        api=api,
+    )
+
+
+def add_destination(
+    name: str, provider: str, *, target: str | None = None, list_slug: str | None = None
+) -> Destination:
+    """A new destination, checked now so that a typo fails here rather than at 3 a.m."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise SyncError(
+            "a destination name is a lower-case letter, then letters, digits, - or _ "
+            "(it becomes part of SUPPRESS_DEST_<NAME>_* variables)"
+        )
+    if provider not in syncing_providers():
+        raise SyncError(
+            f"{provider!r} has no suppression API to sync to "
+            f"(these have: {', '.join(syncing_providers())})"
+        )
+    if db.session.scalar(select(Destination.id).where(Destination.name == name)):
+        raise SyncError(f"a destination named {name!r} exists already")
+    if list_slug and not db.session.scalar(
+        select(MailingList.id).where(MailingList.slug == list_slug)
+    ):
+        raise SyncError(f"no list {list_slug!r}")
+    destination = Destination(name=name, provider=provider, target=target, list_slug=list_slug)
+    account_for(destination, current_app.config).api.close()
+    db.session.add(destination)
+    db.session.flush()
+    return destination
+
+
+def find_destination(name: str) -> Destination:
+    destination = db.session.scalar(select(Destination).where(Destination.name == name))
+    if destination is None:
+        raise SyncError(f"no destination named {name!r}")
+    return destination
+
+
+def all_destinations() -> list[Destination]:
+    return list(db.session.scalars(select(Destination).order_by(Destination.name)))
+
+
+def remove_destination(name: str) -> None:
+    """Forget a destination and its outbox; what it already holds stays at the provider."""
+    destination = find_destination(name)
+    db.session.execute(delete(SyncState).where(SyncState.destination_id == destination.id))
+    db.session.delete(destination)
+    db.session.flush()
+
+
+def status_counts(destination: Destination) -> dict[tuple[str, str], int]:
+    """Outbox rows by (action, status)."""
+    rows = db.session.execute(
+        select(SyncState.action, SyncState.status, func.count())
+        .where(SyncState.destination_id == destination.id)
+        .group_by(SyncState.action, SyncState.status)
+    )
+    return {(action, status): count for action, status, count in rows}
+
+
+# Planning
+
+
+def scopes_of(destination: Destination) -> list[str]:
+    return [GLOBAL_SCOPE, destination.list_slug] if destination.list_slug else [GLOBAL_SCOPE]
+
+
+def _active(now: datetime) -> Any:
+    return or_(Suppression.expires_at.is_(None), Suppression.expires_at > now)
+
+
+def plan(destination: Destination, now: datetime) -> int:
+    """Bring the outbox in step with the suppression list; the number of rows made pending."""
+    newest = db.session.scalar(select(func.max(Suppression.id))) or 0
+    planned = _plan_suppressions(destination, now) + _plan_lifts(destination, now)
+    destination.planned_through = newest
+    destination.planned_at = now
+    db.session.flush()
+    return planned
+
+
+def _plan_suppressions(destination: Destination, now: datetime) -> int:
+    """Pending rows for every active suppression the destination lacks or holds differently.
+
+    An address erased before it was ever pushed cannot be named to the provider any more: its
+    row is refused at once, so that the gap is on record rather than silent.
+    """
+    state = SyncState.__table__.c
+    held = and_(
+        state.destination_id == destination.id,
+        state.email_hash == Suppression.email_hash,
+        state.scope == Suppression.scope,
+    )
+    erased = Suppression.email.is_(None)
+    lacking = (
+        select(Suppression.email_hash, Suppression.email, Suppression.scope, Suppression.reason)
+        .select_from(Suppression.__table__.outerjoin(SyncState.__table__, held))
+        .where(
+            Suppression.scope.in_(scopes_of(destination)),
+            _active(now),
+            or_(
+                state.id.is_(None),
+                and_(~erased, or_(state.action != "suppress", state.reason != Suppression.reason)),
+            ),
+        )
+    )
+    rows = [_planned(destination, *row, now) for row in db.session.execute(lacking)]
+    if rows:
+        db.session.execute(_PLAN_UPSERT[db.session.get_bind().dialect.name], rows)
+    return sum(row["status"] == PENDING for row in rows)
+
+
+def _planned(
+    destination: Destination, digest: str, email: str | None, scope: str, reason: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        "destination_id": destination.id,
+        "email_hash": digest,
+        "email": email,
+        "scope": scope,
+        "reason": reason,
+        "action": "suppress",
+        "status": PENDING if email else REFUSED,
+        "detail": None if email else "erased before it was pushed: the address is no longer known",
+        "attempts": 0,
+        "changed_at": now,
+        "next_attempt_at": None,
+        "done_at": None if email else now,
+    }
+
+
+def _plan_upsert(insert: Any) -> Any:
+    """Write a planned row unless the outbox holds the same action and reason already (a
+    worker may have accepted it since the plan was read)."""
+    state = SyncState.__table__.c
+    statement = insert(SyncState.__table__)
+    new = statement.excluded
+    written = ("email", "reason", "action", "status", "detail", "attempts", "changed_at")
+    return statement.on_conflict_do_update(
+        index_elements=[state.destination_id, state.email_hash, state.scope],
+        set_={name: new[name] for name in (*written, "next_attempt_at", "done_at")},
+        where=or_(state.action != new.action, state.reason != new.reason),
+    )
+
+
+_PLAN_UPSERT = {
+    "postgresql": _plan_upsert(postgresql.insert),
+    "sqlite": _plan_upsert(sqlite.insert),
+}
+
+
+def _plan_lifts(destination: Destination, now: datetime) -> int:
+    """Lifts for what the destination accepted and the list no longer holds; rows never
+    accepted are simply forgotten."""
+    still_suppressed = exists().where(
+        Suppression.email_hash == SyncState.email_hash,
+        Suppression.scope == SyncState.scope,
+        _active(now),
+    )
+    mine = and_(SyncState.destination_id == destination.id, SyncState.action == "suppress")
+    can_lift = PROVIDERS[destination.provider].CAN_LIFT
+    lifted = db.session.execute(
+        update(SyncState)
+        .where(mine, SyncState.status == ACCEPTED, ~still_suppressed)
+        .values(
+            action="lift",
+            status=PENDING if can_lift else REFUSED,
+            detail=None if can_lift else "the provider's API cannot lift a suppression",
+            attempts=0,
+            changed_at=now,
+            next_attempt_at=None,
+            done_at=None if can_lift else now,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.execute(
+        delete(SyncState)
+        .where(mine, SyncState.status != ACCEPTED, ~still_suppressed)
+        .execution_options(synchronize_session=False)
+    )
+    return lifted if can_lift else 0
+
+
+# Pushing
+
+
+def claim(destination: Destination, limit: int, now: datetime) -> list[SyncState]:
+    """Pending rows due now, oldest first, locked against other workers on PostgreSQL."""
+    query = (
+        select(SyncState)
+        .where(
+            SyncState.destination_id == destination.id,
+            SyncState.status == PENDING,
+            or_(SyncState.next_attempt_at.is_(None), SyncState.next_attempt_at <= now),
+        )
+        .order_by(SyncState.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(db.session.scalars(query))
+
+
+def push_pending(destination: Destination, account: Account, report: Report) -> None:
+    """Push every due pending row, a batch per transaction, until none is left or the
+    provider fails; a failed batch waits for a later pass."""
+    provider = PROVIDERS[destination.provider]
+    while True:
+        now = utcnow()
+        batch = claim(destination, provider.PUSH_BATCH, now)
+        if not batch:
+            db.session.commit()
+            return
+        changes = [_change(row, destination) for row in batch]
+        try:
+            outcomes = provider.push(account, changes)
+        except ApiError as error:
+            _postpone(batch, str(error), now)
+            db.session.commit()
+            raise
+        _record(batch, {outcome.key: outcome for outcome in outcomes}, now, report)
+        db.session.commit()
+
+
+def _change(row: SyncState, destination: Destination) -> Change:
+    return Change(
+        key=row.id,
+        email=row.email or "",
+        reason=row.reason,
+        on_list=row.scope != GLOBAL_SCOPE,
+        lift=row.action == "lift",
+    )
+
+
+def _record(
+    batch: list[SyncState], outcomes: Mapping[int, Any], now: datetime, report: Report
+) -> None:
+    for row in batch:
+        outcome = outcomes.get(row.id)
+        row.attempts += 1
+        if outcome is None or outcome.status == PENDING:
+            why = outcome.detail if outcome else "the provider did not answer for this address"
+            _postpone([row], why, now, count=False)
+            report.pending += 1
+            continue
+        row.status = outcome.status
+        row.detail = outcome.detail
+        row.done_at = now
+        row.next_attempt_at = None
+        if outcome.status == ACCEPTED and row.action == "lift":
+            report.lifted += 1
+        elif outcome.status == ACCEPTED:
+            report.accepted += 1
+        else:
+            report.refused += 1
+
+
+def _postpone(rows: list[SyncState], why: str, now: datetime, count: bool = True) -> None:
+    for row in rows:
+        if count:
+            row.attempts += 1
+        delay = min(FIRST_RETRY_DELAY * 2 ** max(row.attempts - 1, 0), LONGEST_RETRY_DELAY)
+        row.next_attempt_at = now + delay
+        row.detail = why
+
+
+@contextmanager
+def one_worker() -> Iterator[None]:
+    """On SQLite, one sync worker at a time (the others wait); PostgreSQL needs no lock,
+    its workers claim rows with SKIP LOCKED."""
+    url = db.engine.url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        yield
+        return
+    with Path(f"{url.database}-sync").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def run(names: list[str] | None = None, *, dry_run: bool = False) -> list[Report]:
+    """One pass over the destinations (all, or those named): plan, then push."""
+    chosen = [find_destination(name) for name in names] if names else all_destinations()
+    with one_worker():
+        return [_run_one(destination, dry_run) for destination in chosen]
+
+
+def _run_one(destination: Destination, dry_run: bool) -> Report:
+    report = Report(destination.name)
+    report.planned = plan(destination, utcnow())
+    if dry_run:
+        counts = status_counts(destination)
+        report.pending = sum(n for (_, status), n in counts.items() if status == PENDING)
+        db.session.rollback()
+        return report
+    db.session.commit()
+    try:
+        account = account_for(destination, current_app.config)
+    except ConfigError as error:
+        return _failed(destination, report, str(error))
+    try:
+        push_pending(destination, account, report)
+    except ApiError as error:
+        return _failed(destination, report, str(error))
+    finally:
+        account.api.close()
+    destination.last_error = None
+    db.session.commit()
+    return report
+
+
+def _failed(destination: Destination, report: Report, why: str) -> Report:
+    report.error = why
+    destination.last_error = why
+    db.session.commit()
+    log.warning("sync to %s stopped: %s", destination.name, why)
+    return report
+
+
+# Health
+
+
+def lag(now: datetime) -> dict[str, float]:
+    """Per destination, the age in seconds of the oldest suppression it has not accepted:
+    pending rows, and suppressions newer than its last planning pass."""
+    lags = {}
+    for destination in all_destinations():
+        oldest_pending = db.session.scalar(
+            select(func.min(SyncState.changed_at)).where(
+                SyncState.destination_id == destination.id, SyncState.status == PENDING
+            )
+        )
+        oldest_unplanned = db.session.scalar(
+            select(func.min(Suppression.created_at)).where(
+                Suppression.id > destination.planned_through,
+                Suppression.scope.in_(scopes_of(destination)),
+            )
+        )
+        moments = [moment for moment in (oldest_pending, oldest_unplanned) if moment]
+        lags[destination.name] = (now - min(moments)).total_seconds() if moments else 0.0
+    return lags
+
+
+# Reconciling
+
+
+def reconcile(destination: Destination, *, full: bool, dry_run: bool) -> Drift:
+    """Pull the destination's lists, report the drift both ways, then (unless ``dry_run``)
+    import what we lack and queue again what the destination has lost.
+
+    Without ``full`` only entries changed since the last pull are read (where the API filters
+    by date): that finds what is new there, but cannot tell what went missing.
+    """
+    account = account_for(destination, current_app.config)
+    started = utcnow()
+    drift = Drift(destination.name)
+    try:
+        pulled = _pulled(destination, account, None if full else destination.pulled_at, drift)
+    finally:
+        account.api.close()
+    known = _suppressed(pulled, started)
+    drift.theirs_only = [
+        (email, scope, reason)
+        for key, (email, reason) in pulled.items()
+        if key not in known
+        for scope in (key[1],)
+    ]
+    lost = _lost(destination, pulled, started) if full else []
+    drift.ours_only = len(lost)
+    if dry_run:
+        db.session.rollback()
+        return drift
+    drift.imported = _import(destination, drift.theirs_only)
+    plan(destination, utcnow())
+    _set_status(destination, list(pulled), ACCEPTED, started)
+    _set_status(destination, lost, PENDING, started)
+    destination.pulled_at = started
+    db.session.commit()
+    return drift
+
+
+Key = tuple[str, str]
+
+
+def _pulled(
+    destination: Destination, account: Account, since: datetime | None, drift: Drift
+) -> dict[Key, tuple[str, str]]:
+    """What the destination holds: (address hash, our scope) to (address, our reason)."""
+    held: dict[Key, tuple[str, str]] = {}
+    for entry in PROVIDERS[destination.provider].pull(account, since):
+        drift.pulled += 1
+        try:
+            email, digest = normalise_and_hash(entry.email)
+        except InvalidAddress:
+            continue
+        scope = destination.list_slug if entry.on_list and destination.list_slug else GLOBAL_SCOPE
+        held[digest, scope] = (email, entry.reason)
+    return held
+
+
+def _suppressed(keys: Collection[Key], now: datetime) -> set[Key]:
+    """Which of ``keys`` the suppression list holds actively."""
+    found: set[Key] = set()
+    hashes = sorted({digest for digest, _ in keys})
+    for start in range(0, len(hashes), IN_CLAUSE_SIZE):
+        rows = db.session.execute(
+            select(Suppression.email_hash, Suppression.scope).where(
+                Suppression.email_hash.in_(hashes[start : start + IN_CLAUSE_SIZE]), _active(now)
+            )
+        )
+        found.update((digest, scope) for digest, scope in rows if (digest, scope) in keys)
+    return found
+
+
+def _lost(destination: Destination, pulled: Collection[Key], now: datetime) -> list[Key]:
+    """Our active suppressions for the destination that its lists do not hold."""
+    rows = db.session.execute(
+        select(Suppression.email_hash, Suppression.scope).where(
+            Suppression.scope.in_(scopes_of(destination)),
+            Suppression.email.is_not(None),
+            _active(now),
+        )
+    )
+    return [(digest, scope) for digest, scope in rows if (digest, scope) not in pulled]
+
+
+def _import(destination: Destination, entries: list[tuple[str, str, str]]) -> int:
+    records = (
+        (number, {"email": email, "scope": scope, "reason": reason})
+        for number, (email, scope, reason) in enumerate(entries, start=1)
+    )
+    report = suppressions.import_suppressions(
+        records,
+        source=f"{SOURCE_PREFIX}{destination.name}",
+        actor=ACTOR,
+        batch_size=IMPORT_BATCH,
+        on_reject=lambda number, why: log.info("pulled entry %d not imported: %s", number, why),
+    )
+    return report.written
+
+
+def _set_status(destination: Destination, keys: list[Key], status: str, now: datetime) -> None:
+    """Record what reconciling learnt: the destination holds ``keys`` (accepted), or has lost
+    them (pending again)."""
+    if not keys:
+        return
+    by_scope: dict[str, list[str]] = {}
+    for digest, scope in keys:
+        by_scope.setdefault(scope, []).append(digest)
+    for scope, hashes in by_scope.items():
+        for start in range(0, len(hashes), IN_CLAUSE_SIZE):
+            db.session.execute(
+                update(SyncState)
+                .where(
+                    SyncState.destination_id == destination.id,
+                    SyncState.scope == scope,
+                    SyncState.action == "suppress",
+                    SyncState.email_hash.in_(hashes[start : start + IN_CLAUSE_SIZE]),
+                )
+                .values(
+                    status=status,
+                    done_at=now if status == ACCEPTED else None,
+                    next_attempt_at=None,
+                    detail=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
