@@ -281,3 +281,20 @@ def test_the_cli_exits_1_when_a_destination_cannot_be_reached(app, runner, mailg
     result = runner.invoke(args=["sync"])
     assert result.exit_code == 1
     assert "mailgun-fi: stopped: POST" in result.output
+
+
+def test_an_error_naming_an_address_is_logged_without_it(app, mailgun, caplog):
+    caplog.set_level("DEBUG")
+    destination()
+    suppressed("palaaja@yritys.fi")
+    sync.run()
+    suppressions.lift("palaaja@yritys.fi", actor="test")
+    db.session.commit()
+    mailgun.fail_next(500, times=3, body={"message": "cannot remove palaaja@yritys.fi now"})
+    (report,) = sync.run()
+    assert report.error == (
+        "DELETE /v3/mg.yritys.fi/unsubscribes/<address>: HTTP 500 cannot remove <address> now"
+    )
+    ours = [record for record in caplog.records if not record.name.startswith("werkzeug")]
+    assert ours
+    assert not [record for record in ours if "palaaja" in record.getMessage()]

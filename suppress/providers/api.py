@@ -8,6 +8,8 @@ work again later (``retry``) or whether the destination itself is wrong (``fatal
 credentials, a scope the account does not have).
 """
 
+import logging
+import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -22,8 +24,24 @@ RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 FATAL_STATUSES = frozenset({401, 403})
 # The first retry waits this long, each next one twice as long (urllib3's backoff factor).
 BACKOFF_SECONDS = 0.5
+# An address in a path, a query or a provider's error text (per-address endpoints name it, and
+# the sync job logs error messages: addresses never go into a log in clear).
+ADDRESS = re.compile(r"[^\s/?&=:;,()<>\"']*(?:@|%40)[^\s/?&=:;,()<>\"']*", re.IGNORECASE)
 # How much of an error body goes into a message: enough for the provider's reason.
 ERROR_TEXT_CHARS = 300
+
+
+class _Unnamed(logging.Filter):
+    """urllib3 logs the URL of a call it retries, and a per-address endpoint's URL names the
+    address: its records are rewritten without it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = unnamed(record.getMessage()), ()
+        return True
+
+
+for _logger in ("urllib3.connectionpool", "urllib3.poolmanager", "urllib3.util.retry"):
+    logging.getLogger(_logger).addFilter(_Unnamed())
 
 
 class ApiError(Exception):
@@ -55,7 +73,8 @@ class _CappedRetry(Retry):
 
 
 class Api:
-    """Calls to one provider account: ``base_url`` joined with each path."""
+    """Calls to one provider account: ``base_url`` joined with each path. ``retried`` are the
+    statuses worth asking again (a provider whose errors all come as 500 leaves 500 out)."""
 
     def __init__(
         self,
@@ -63,6 +82,7 @@ class Api:
         *,
         timeout: float,
         retries: int,
+        retried: Collection[int] = RETRIED_STATUSES,
         auth: Any = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
@@ -75,7 +95,7 @@ class Api:
         retry = _CappedRetry(
             total=retries,
             backoff_factor=BACKOFF_SECONDS,
-            status_forcelist=RETRIED_STATUSES,
+            status_forcelist=retried,
             allowed_methods=None,
             respect_retry_after_header=True,
             raise_on_status=False,
@@ -94,11 +114,13 @@ class Api:
         try:
             response = self.session.request(method, self.url(path), timeout=self.timeout, **kwargs)
         except requests.RequestException as error:
-            raise ApiError(f"{method} {path}: no answer ({type(error).__name__})") from None
+            raise ApiError(
+                f"{method} {unnamed(path)}: no answer ({type(error).__name__})"
+            ) from None
         if response.ok or response.status_code in ok:
             return response
         raise ApiError(
-            f"{method} {path}: HTTP {response.status_code} {_reason(response)}",
+            unnamed(f"{method} {path}: HTTP {response.status_code} {_reason(response)}"),
             status=response.status_code,
             body=_body(response),
         )
@@ -115,6 +137,11 @@ class Api:
 
     def close(self) -> None:
         self.session.close()
+
+
+def unnamed(text: str) -> str:
+    """``text`` with every address in it replaced by ``<address>``."""
+    return ADDRESS.sub("<address>", text)
 
 
 def _body(response: requests.Response) -> Any:

@@ -171,10 +171,7 @@ class Mandrill(Provider):
     def api(cls, settings: Mapping[str, Any], **options: Any) -> Api:
         """The key travels in each body, not here. A 500 is not retried: Mandrill answers its
         errors (a wrong key, a bad address) with it, and those do not mend by asking again."""
-        api = Api(settings["API_URL"], **options)
-        for adapter in api.session.adapters.values():
-            adapter.max_retries = adapter.max_retries.new(status_forcelist=RETRIED_STATUSES - {500})
-        return api
+        return Api(settings["API_URL"], retried=RETRIED_STATUSES - {500}, **options)
 
     @classmethod
     def push(cls, account: Account, changes: list[Change]) -> list[Outcome]:

@@ -343,13 +343,7 @@ def _lifted(account: Account, change: Change) -> Outcome:
     kinds = TYPES.get(change.reason, MARKETING)
     body = {"type": kinds[0]} if len(kinds) == 1 else None
     path = f"/suppression-list/{quote(change.email, safe='@')}"
-    try:
-        response = account.api.call(
-            "DELETE", path, json=body, headers=_scope(account), ok=(403, 404)
-        )
-    except ApiError as error:
-        message = str(error).replace(quote(change.email, safe="@"), "<address>")
-        raise ApiError(message, status=error.status, body=error.body) from None
+    response = account.api.call("DELETE", path, json=body, headers=_scope(account), ok=(403, 404))
     if response.status_code == 403:
         words = _words(response)
         if NOT_REMOVABLE not in words:

@@ -80,10 +80,7 @@ def _push_contact(account: Account, change: Change) -> Outcome:
     created, unless the change is a lift (nothing to undo)."""
     contacts = f"{CONTACT_LISTS}/{quote(account.target or '', safe='')}/contacts"
     path = f"{contacts}/{quote(change.email, safe='')}"
-    try:
-        found = account.api.call("GET", path, ok=(404,))
-    except ApiError as error:
-        raise _unnamed(error, change.email) from None
+    found = account.api.call("GET", path, ok=(404,))
     if found.status_code == 404 and change.lift:
         return Outcome(change.key, ACCEPTED)
     if found.status_code == 404:
@@ -102,14 +99,8 @@ def _settled(account: Account, change: Change, method: str, path: str, **kwargs:
         if error.status == 400:
             body = error.body if isinstance(error.body, dict) else {}
             return refused(change, str(body.get("message") or error.body))
-        raise _unnamed(error, change.email) from None
+        raise
     return Outcome(change.key, ACCEPTED)
-
-
-def _unnamed(error: ApiError, email: str) -> ApiError:
-    """The error without the address its path named: the sync job logs the message."""
-    message = str(error).replace(quote(email, safe=""), "<address>").replace(email, "<address>")
-    return ApiError(message, status=error.status, body=error.body)
 
 
 def _preferences(contact: Mapping[str, Any], change: Change, list_slug: str | None) -> dict:
