@@ -110,10 +110,6 @@ class Mailjet(Provider):
     }
     PUSH_BATCH = MAX_CONTACTS_PER_JOB
     CAN_LIFT = True
-    # Global suppressions need no target; a destination carrying a list names the contact list
-    # it unsubscribes from (--target), or its list suppressions are refused.
-    TARGET = None
-    TARGET_SETTING = None
 
     def verify(self, delivery: Delivery) -> None:
         check_basic_auth(delivery.headers, self.settings["WEBHOOK_BASIC_AUTH"], realm=REALM)
@@ -246,6 +242,8 @@ def nonzero_id(record: Mapping[str, Any], key: str) -> str | None:
 
 # Sync
 
+# Global suppressions need no target (TARGET stays None); a destination carrying a list names
+# the contact list it unsubscribes from as its target, or its list suppressions are refused.
 NO_LIST = "the destination names no Mailjet contact list: give it --target <contact list id>"
 
 
@@ -285,7 +283,7 @@ def _finished(api: Api, job: str) -> Mapping[str, Any]:
     state: Mapping[str, Any] = {}
     for delay in JOB_POLL_DELAYS:
         time.sleep(delay)
-        state = _data(api.json("GET", job))[0]
+        state = next(iter(_data(api.json("GET", job))), {})
         if state.get("Status") in FINISHED:
             break
     return state
