@@ -417,6 +417,15 @@ def from_iso(value: Any) -> datetime:
     return moment.astimezone(UTC)
 
 
+def optional_iso(value: Any) -> datetime | None:
+    """An ISO 8601 time from a provider's API answer; None for a blank or unreadable one (a
+    pulled entry is worth keeping without its date)."""
+    try:
+        return from_iso(value) if nonblank(value) else None
+    except Malformed:
+        return None
+
+
 # The coercers providers' settings share with the service's own.
 url = http_url
 

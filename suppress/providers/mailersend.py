@@ -37,6 +37,7 @@ from suppress.providers.base import (
     from_iso,
     load_json,
     nonblank,
+    optional_iso,
     refused,
     same,
     secrets_list,
@@ -237,7 +238,7 @@ class MailerSend(Provider):
             for entry in _entries(account, kind):
                 email = _address(entry)
                 if email:
-                    yield Pulled(email, reason, _moment(entry.get("created_at")), on_list)
+                    yield Pulled(email, reason, optional_iso(entry.get("created_at")), on_list)
 
 
 def _envelope(document: Any) -> tuple[str, dict]:
@@ -388,10 +389,3 @@ def _address(entry: Mapping[str, Any]) -> str | None:
         return nonblank(entry["pattern"]) if entry.get("type") == EXACT else None
     recipient = entry.get("recipient")
     return nonblank(recipient.get("email")) if isinstance(recipient, Mapping) else None
-
-
-def _moment(value: Any) -> datetime | None:
-    try:
-        return from_iso(value) if nonblank(value) else None
-    except Malformed:
-        return None

@@ -41,9 +41,9 @@ from suppress.providers.base import (
     check_basic_auth,
     credentials_list,
     from_epoch,
-    from_iso,
     load_json,
     nonblank,
+    optional_iso,
     optional_text,
     refused,
     required_text,
@@ -159,14 +159,16 @@ class Mailjet(Provider):
             if email:
                 complained = _true(contact.get("IsSpamComplaining"))
                 reason = "complained" if complained else "unsubscribed"
-                yield Pulled(email, reason, _moment(contact.get("ExclusionFromCampaignsUpdatedAt")))
+                yield Pulled(
+                    email, reason, optional_iso(contact.get("ExclusionFromCampaignsUpdatedAt"))
+                )
         if not (account.list_slug and account.target):
             return
         members = {"ContactsList": account.target, "Unsub": "true"}
         for member in _pages(account, "/v3/REST/listrecipient", members):
             email = _address_of(account, member.get("ContactID"))
             if email:
-                at = _moment(member.get("UnsubscribedAt"))
+                at = optional_iso(member.get("UnsubscribedAt"))
                 yield Pulled(email, "unsubscribed", at, on_list=True)
 
     def event(self, record: Any) -> Event:
@@ -343,14 +345,8 @@ def _resubscribe(account: Account, change: Change) -> Outcome:
 def _contact(
     account: Account, method: str, email: str, action: str = "", **options: Any
 ) -> requests.Response:
-    """A call on one contact, which Mailjet names by its address in the path. Its error names
-    the contact's place instead, since error messages reach the log."""
-    path = f"{CONTACTS}/{quote(email, safe='@')}{action}"
-    try:
-        return account.api.call(method, path, **options)
-    except ApiError as error:
-        message = str(error).replace(path, f"{CONTACTS}/<address>{action}")
-        raise ApiError(message, status=error.status, body=error.body) from None
+    """A call on one contact, which Mailjet names by its address in the path."""
+    return account.api.call(method, f"{CONTACTS}/{quote(email, safe='@')}{action}", **options)
 
 
 def _pages(account: Account, path: str, filters: Mapping[str, str]) -> Iterator[Mapping]:
@@ -392,11 +388,3 @@ def _data(document: Any) -> list[Mapping[str, Any]]:
 def _true(value: Any) -> bool:
     """Mailjet's booleans, which its older examples show as the strings "true" and "false"."""
     return value is True or (isinstance(value, str) and value.lower() == "true")
-
-
-def _moment(value: Any) -> datetime | None:
-    """An ISO 8601 time; Mailjet sends "" where a contact has none."""
-    try:
-        return from_iso(value) if nonblank(value) else None
-    except Malformed:
-        return None
