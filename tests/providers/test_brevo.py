@@ -626,6 +626,16 @@ def test_a_pull_since_a_moment_reads_only_what_changed_after_it(brevo, account):
     assert [entry.email for entry in pulled] == ["uusi@yritys.fi", "uusi-pomppu@yritys.fi"]
 
 
+def test_a_pulled_block_without_an_address_is_skipped_and_one_without_a_time_kept(brevo, account):
+    brevo.block("", "hardBounce", datetime(2026, 1, 5, tzinfo=UTC))
+    brevo.block("ajaton@yritys.fi", "hardBounce", datetime(2026, 1, 5, tzinfo=UTC))
+    brevo.blocked[-1]["blockedAt"] = "eilen"
+
+    pulled = list(Brevo.pull(account("brevo"), None))
+
+    assert [(entry.email, entry.at) for entry in pulled] == [("ajaton@yritys.fi", None)]
+
+
 def test_reconcile_imports_what_brevo_blocks_and_we_lacked(app, brevo, suppression_list):
     named = destination()
     brevo.hold("Lahtija@Yritys.fi", blacklisted=True)

@@ -19,7 +19,7 @@ from suppress.models import REASONS, db
 from suppress.providers.api import ApiError
 from suppress.providers.base import ACCEPTED, Change, Delivery, Malformed, Rejected, Reply
 from suppress.providers.mailchimp import API_URL, EVENT_MAP, Mailchimp
-from tests.providers.fakes.mailchimp import FakeMailchimp
+from tests.providers.fakes.mailchimp import FakeMailchimp, subscriber_hash
 
 PAYLOADS = Path(__file__).parent / "payloads" / "mailchimp"
 SECRET = "kz3Jq8vR2mWx5Tn7"
@@ -402,6 +402,18 @@ def test_a_pull_since_a_moment_reads_only_members_changed_after_it(mailchimp, ac
     pulled = list(Mailchimp.pull(account("mailchimp", target=LIST_ID), since))
 
     assert [entry.email for entry in pulled] == ["uusi@yritys.fi"]
+
+
+def test_a_pulled_member_without_an_address_is_skipped_and_one_without_a_time_kept(
+    mailchimp, account
+):
+    mailchimp.hold("", "unsubscribed", "2026-01-02T00:00:00+00:00")
+    mailchimp.hold("ajaton@yritys.fi", "unsubscribed", "2026-01-02T00:00:00+00:00")
+    mailchimp.members[subscriber_hash("ajaton@yritys.fi")]["last_changed"] = "eilen"
+
+    pulled = list(Mailchimp.pull(account("mailchimp", target=LIST_ID), None))
+
+    assert [(entry.email, entry.at) for entry in pulled] == [("ajaton@yritys.fi", None)]
 
 
 def test_reconcile_imports_the_audiences_unsubscribes_into_the_destinations_list(

@@ -145,14 +145,15 @@ class FakeMailchimp(FakeApi):
             return invalid("count", f"count must be at most {PAGE_LIMIT}")
         offset = int(request.args.get("offset", 0))
         status = request.args.get("status")
-        since = datetime.fromisoformat(
-            request.args.get("since_last_changed", "0001-01-01T00:00:00+00:00")
-        )
+        since = request.args.get("since_last_changed")
         chosen = [
             member
             for member in self.members.values()
             if status in (None, member["status"])
-            and datetime.fromisoformat(member["last_changed"]) > since
+            and (
+                since is None
+                or datetime.fromisoformat(member["last_changed"]) > datetime.fromisoformat(since)
+            )
         ]
         body = {
             "members": chosen[offset : offset + size],
