@@ -9,6 +9,12 @@ signatures with keys generated for the test session, basic auth, or a URL secret
 ones (``"wrong"``), or leaves them out (``"none"``). Bytes are sent as they are; anything else
 is encoded as the provider encodes it. Mailgun, SES and Mandrill carry events inside their own
 envelope (a signed body, an SNS message, a form field), so their ``request`` wraps the payload.
+
+For the sync tests, ``sync_to`` points a provider's API settings at its fake
+(``tests/providers/fakes/``), ``account`` builds the Account the sync job would use for a
+destination, ``suppressed`` suppresses addresses as any write path does, ``synced_then_lifted``
+lifts a suppression every destination accepted, ``outbox`` reads an address's outbox row and
+``suppression_list`` what the suppression list holds.
 """
 
 import base64
@@ -33,8 +39,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 from flask import Flask
 from pytest_httpserver import HTTPServer
+from sqlalchemy import select
 
+from suppress import suppressions, sync
+from suppress.models import Destination, Suppression, SyncState, db
 from suppress.providers import PROVIDERS, ses
+from suppress.providers.base import Account
 
 PAYLOADS = Path(__file__).parent / "payloads"
 JSON = "application/json"
@@ -558,3 +568,72 @@ def build_signer(slug: str, request: pytest.FixtureRequest) -> Signer:
 def signer(request: pytest.FixtureRequest) -> Signer:
     """Each registered provider's signer in turn; the test ids are the provider slugs."""
     return build_signer(request.param, request)
+
+
+# Sync
+
+
+@pytest.fixture
+def sync_to(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Point a provider's API settings at a fake API, with retries that do not wait."""
+
+    def point(slug: str, fake: Any, **settings: str) -> None:
+        for key, value in {"API_URL": fake.url, **settings}.items():
+            monkeypatch.setitem(app.config, f"{slug.upper()}_{key}", value)
+        monkeypatch.setitem(app.config, "SYNC_RETRIES", 2)
+        monkeypatch.setattr("suppress.providers.api.BACKOFF_SECONDS", 0)
+
+    return point
+
+
+@pytest.fixture
+def account(app: Flask) -> Any:
+    """The Account the sync job builds for a destination (one not stored), closed afterwards."""
+    opened: list[Account] = []
+
+    def build(provider: str, *, target: str | None = None, list_slug: str | None = None):
+        named = Destination(name="test", provider=provider, target=target, list_slug=list_slug)
+        opened.append(sync.account_for(named, app.config))
+        return opened[-1]
+
+    yield build
+    for made in opened:
+        made.api.close()
+
+
+@pytest.fixture
+def suppressed(app: Flask) -> Callable[..., None]:
+    def suppress(*addresses: str, reason: str = "unsubscribed", scope: str = "global") -> None:
+        for address in addresses:
+            suppressions.suppress(address, reason=reason, scope=scope, source="test", actor="test")
+        db.session.commit()
+
+    return suppress
+
+
+@pytest.fixture
+def synced_then_lifted(suppressed: Callable[..., None]) -> Callable[[str], None]:
+    def lift(address: str) -> None:
+        suppressed(address)
+        sync.run()
+        suppressions.lift(address, actor="test")
+        db.session.commit()
+
+    return lift
+
+
+@pytest.fixture
+def outbox(app: Flask) -> Callable[[str], SyncState | None]:
+    def row(address: str) -> SyncState | None:
+        return db.session.scalar(select(SyncState).where(SyncState.email == address))
+
+    return row
+
+
+@pytest.fixture
+def suppression_list(app: Flask) -> Callable[[], set[tuple[str | None, str, str]]]:
+    def held() -> set[tuple[str | None, str, str]]:
+        rows = db.session.scalars(select(Suppression))
+        return {(row.email, row.scope, row.reason) for row in rows}
+
+    return held
