@@ -1,4 +1,5 @@
-"""One signer per provider, for the webhook contract tests (test_contract.py).
+"""One signer per provider, for the webhook contract tests (test_contract.py); and, for the
+sync tests of each provider, the account of a destination reaching its fake API.
 
 A signer knows what the app needs to enable its provider, a documented sample with the events
 it must store, a payload of an event type the provider has not documented, a body the provider
@@ -18,7 +19,7 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -34,7 +35,10 @@ from cryptography.x509.oid import NameOID
 from flask import Flask
 from pytest_httpserver import HTTPServer
 
+from suppress import sync
+from suppress.models import Destination
 from suppress.providers import PROVIDERS, ses
+from suppress.providers.base import Account
 
 PAYLOADS = Path(__file__).parent / "payloads"
 JSON = "application/json"
@@ -558,3 +562,36 @@ def build_signer(slug: str, request: pytest.FixtureRequest) -> Signer:
 def signer(request: pytest.FixtureRequest) -> Signer:
     """Each registered provider's signer in turn; the test ids are the provider slugs."""
     return build_signer(request.param, request)
+
+
+@pytest.fixture
+def account_of() -> Iterator[Callable[..., Account]]:
+    """``account_of(slug, url, target, list_slug, api_key=...)``: the account of an
+    unsaved destination reaching a fake API at ``url``, built as the sync job builds it but
+    without retries; every client is closed after the test."""
+    opened: list[Account] = []
+
+    def build(
+        slug: str,
+        url: str,
+        target: str | None = None,
+        list_slug: str | None = None,
+        *,
+        api_key: str,
+    ) -> Account:
+        prefix = slug.upper()
+        config = {
+            f"{prefix}_API_KEY": api_key,
+            f"{prefix}_API_URL": url,
+            "SYNC_TIMEOUT": 5,
+            "SYNC_RETRIES": 0,
+        }
+        destination = Destination(
+            name=f"{slug}-fi", provider=slug, target=target, list_slug=list_slug
+        )
+        opened.append(sync.account_for(destination, config))
+        return opened[-1]
+
+    yield build
+    for account in opened:
+        account.api.close()

@@ -3,6 +3,7 @@ payloads, resend.com/docs "Event Types", turned into events), then the sync job'
 pulls against Resend's private-beta Suppressions API played on 127.0.0.1."""
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -16,7 +17,8 @@ from werkzeug.datastructures import Headers
 
 from suppress import suppressions, sync
 from suppress.config import ConfigError
-from suppress.models import Destination, SyncState, db
+from suppress.models import REASONS as MODEL_REASONS
+from suppress.models import SyncState, db
 from suppress.providers.api import ApiError
 from suppress.providers.base import ACCEPTED, REFUSED, Change, Delivery, Malformed, Rejected
 from suppress.providers.resend import (
@@ -294,15 +296,8 @@ def test_an_api_key_alone_does_not_enable_the_webhook_endpoint():
 # Sync: the Suppressions API (private beta)
 
 API_KEY = "re_test_0123456789"
-REASONS = [
-    "unsubscribed",
-    "complained",
-    "bounced",
-    "soft_bounced",
-    "objected",
-    "manual",
-    "imported",
-]
+# An erased address is never pushed: the planner refuses it, as it is no longer known.
+REASONS = [reason for reason in MODEL_REASONS if reason != "erased"]
 
 
 @pytest.fixture
@@ -311,24 +306,8 @@ def resend(httpserver):
 
 
 @pytest.fixture
-def account(resend):
-    """The account of a destination reaching the fake, as the sync job builds it."""
-    opened = []
-
-    def build(list_slug=None, api_key=API_KEY):
-        config = {
-            "RESEND_API_KEY": api_key,
-            "RESEND_API_URL": resend.url,
-            "SYNC_TIMEOUT": 5,
-            "SYNC_RETRIES": 0,
-        }
-        destination = Destination(name="resend-fi", provider="resend", list_slug=list_slug)
-        opened.append(sync.account_for(destination, config))
-        return opened[-1]
-
-    yield build
-    for built in opened:
-        built.api.close()
+def account(account_of, resend):
+    return functools.partial(account_of, "resend", resend.url, api_key=API_KEY)
 
 
 def change(key, email, reason="unsubscribed", **flags):
@@ -358,7 +337,7 @@ def test_sync_pushing_again_what_resend_holds_is_accepted(resend, account):
 def test_sync_a_list_suppression_is_refused_as_resend_s_list_is_team_wide(resend, account):
     changes = [change(1, "lukija@yritys.fi", on_list=True), change(2, "kaikki@yritys.fi")]
 
-    outcomes = Resend.push(account("uutiskirje"), changes)
+    outcomes = Resend.push(account(list_slug="uutiskirje"), changes)
 
     assert statuses(outcomes) == {1: REFUSED, 2: ACCEPTED}
     assert outcomes[-1].detail == TEAM_WIDE
