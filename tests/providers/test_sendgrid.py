@@ -639,6 +639,8 @@ def test_sync_run_pushes_a_destination_s_suppressions_in_full_batches(app, sendg
     (report,) = sync.run()
 
     assert (report.accepted, report.error) == (total + 1, None)
-    assert sendgrid.batches == [MAX_ADDRESSES_PER_CALL, MAX_ADDRESSES_PER_CALL, 500, 1]
+    # Three claims of at most a thousand rows; the one holding the list's row makes two calls.
+    assert len(sendgrid.batches) == 4
+    assert (max(sendgrid.batches), sum(sendgrid.batches)) == (MAX_ADDRESSES_PER_CALL, total + 1)
     assert len(sendgrid.unsubscribed) == total
     assert sendgrid.groups[GROUP] == {"lukija@yritys.fi"}
