@@ -1,4 +1,5 @@
-"""One signer per provider, for the webhook contract tests (test_contract.py).
+"""One signer per provider, for the webhook contract tests (test_contract.py); and, for the
+sync tests of each provider, the account of a destination reaching its fake API.
 
 A signer knows what the app needs to enable its provider, a documented sample with the events
 it must store, a payload of an event type the provider has not documented, a body the provider
@@ -24,7 +25,7 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -637,3 +638,36 @@ def suppression_list(app: Flask) -> Callable[[], set[tuple[str | None, str, str]
         return {(row.email, row.scope, row.reason) for row in rows}
 
     return held
+
+
+@pytest.fixture
+def account_of() -> Iterator[Callable[..., Account]]:
+    """``account_of(slug, url, target, list_slug, api_key=...)``: the account of an
+    unsaved destination reaching a fake API at ``url``, built as the sync job builds it but
+    without retries; every client is closed after the test."""
+    opened: list[Account] = []
+
+    def build(
+        slug: str,
+        url: str,
+        target: str | None = None,
+        list_slug: str | None = None,
+        *,
+        api_key: str,
+    ) -> Account:
+        prefix = slug.upper()
+        config = {
+            f"{prefix}_API_KEY": api_key,
+            f"{prefix}_API_URL": url,
+            "SYNC_TIMEOUT": 5,
+            "SYNC_RETRIES": 0,
+        }
+        destination = Destination(
+            name=f"{slug}-fi", provider=slug, target=target, list_slug=list_slug
+        )
+        opened.append(sync.account_for(destination, config))
+        return opened[-1]
+
+    yield build
+    for account in opened:
+        account.api.close()
