@@ -66,15 +66,23 @@ class _CappedRetry(Retry):
     must not stall the worker for an hour; the work stays pending for the next run instead."""
 
     max_retry_after: float = 60.0
+    # A provider's own header of seconds to wait, read when a 429 has no Retry-After.
+    wait_header: str | None = None
 
     def get_retry_after(self, response: Any) -> float | None:
         wait = super().get_retry_after(response)
+        if wait is None and self.wait_header:
+            try:
+                wait = max(float(response.headers.get(self.wait_header)), 0.0)
+            except (TypeError, ValueError):
+                return None
         return None if wait is None else min(wait, self.max_retry_after)
 
 
 class Api:
     """Calls to one provider account: ``base_url`` joined with each path. ``retried`` are the
-    statuses worth asking again (a provider whose errors all come as 500 leaves 500 out)."""
+    statuses worth asking again (a provider whose errors all come as 500 leaves 500 out);
+    ``wait_header`` a provider's header of seconds to wait out a 429 that has no Retry-After."""
 
     def __init__(
         self,
@@ -83,6 +91,7 @@ class Api:
         timeout: float,
         retries: int,
         retried: Collection[int] = RETRIED_STATUSES,
+        wait_header: str | None = None,
         auth: Any = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
@@ -92,7 +101,8 @@ class Api:
         self.session.auth = auth
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         self.session.headers.update(headers or {})
-        retry = _CappedRetry(
+        policy = type("Retry", (_CappedRetry,), {"wait_header": wait_header})
+        retry = policy(
             total=retries,
             backoff_factor=BACKOFF_SECONDS,
             status_forcelist=retried,

@@ -18,11 +18,10 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from urllib3.util.retry import Retry
 from werkzeug.datastructures import Headers
 
 from suppress.config import ConfigError, Setting
-from suppress.providers.api import Api, ApiError, _CappedRetry
+from suppress.providers.api import Api, ApiError
 from suppress.providers.base import (
     ACCEPTED,
     REQUIRED,
@@ -228,10 +227,8 @@ class Brevo(Provider):
     def api(cls, settings: Mapping[str, Any], **options: Any) -> Api:
         """The key in the ``api-key`` header ("Authentication"); a 429 waits out
         x-sib-ratelimit-reset."""
-        api = Api(settings["API_URL"], headers={"api-key": settings["API_KEY"]}, **options)
-        for adapter in api.session.adapters.values():
-            adapter.max_retries = RateLimitRetry.like(adapter.max_retries)
-        return api
+        headers = {"api-key": settings["API_KEY"]}
+        return Api(settings["API_URL"], headers=headers, wait_header=RATE_LIMIT_RESET, **options)
 
     @classmethod
     def push(cls, account: Account, changes: list[Change]) -> list[Outcome]:
@@ -243,26 +240,6 @@ class Brevo(Provider):
         no list-level opt-out to read, so every entry is global."""
         yield from _blocklisted(account, since)
         yield from _blocked(account, since)
-
-
-class RateLimitRetry(_CappedRetry):
-    """Api's retries, which also wait out x-sib-ratelimit-reset when a 429 has no Retry-After
-    (docs/limit-headers), capped as Api caps Retry-After."""
-
-    KEPT = ("total", "backoff_factor", "status_forcelist", "allowed_methods", "raise_on_status")
-
-    @classmethod
-    def like(cls, retry: Retry) -> "RateLimitRetry":
-        return cls(**{name: getattr(retry, name) for name in cls.KEPT})
-
-    def get_retry_after(self, response: Any) -> float | None:
-        wait = super().get_retry_after(response)
-        if wait is None:
-            try:
-                wait = min(float(response.headers.get(RATE_LIMIT_RESET)), self.max_retry_after)
-            except (TypeError, ValueError):
-                return None
-        return max(wait, 0.0)
 
 
 def check_address(remote_addr: str | None, allowed: tuple[Network, ...]) -> None:
@@ -350,14 +327,9 @@ def _unlinked(account: Account, change: Change) -> Outcome:
 
 def _update(account: Account, change: Change, body: dict[str, Any]) -> None:
     """``PUT /contacts/{identifier}`` ("Update a contact"). A 404 is no such contact: nothing
-    to unblock or unlink. The address is in the path, so an error names ``{email}`` instead:
-    errors are logged, and addresses never are."""
+    to unblock or unlink."""
     path = f"/contacts/{quote(change.email, safe='@')}"
-    try:
-        account.api.call("PUT", path, params=BY_ADDRESS, json=body, ok=(404,))
-    except ApiError as error:
-        shown = str(error).replace(path, "/contacts/{email}")
-        raise ApiError(shown, status=error.status, body=error.body) from None
+    account.api.call("PUT", path, params=BY_ADDRESS, json=body, ok=(404,))
 
 
 def _blocklisted(account: Account, since: datetime | None) -> Iterator[Pulled]:

@@ -495,7 +495,7 @@ def test_a_list_id_brevo_does_not_have_refuses_the_change_in_its_words(brevo, ac
 
     assert (outcome.status, outcome.detail) == (
         REFUSED,
-        "PUT /contacts/{email}: HTTP 400 List ID does not exist",
+        "PUT /contacts/<address>: HTTP 400 List ID does not exist",
     )
 
 
@@ -562,7 +562,7 @@ def test_a_failed_call_names_no_address(brevo, account):
         Brevo.push(account("brevo"), [change("palaaja@yritys.fi", lift=True)])
 
     assert "palaaja" not in str(failed.value)
-    assert "PUT /contacts/{email}: HTTP 503" in str(failed.value)
+    assert "PUT /contacts/<address>: HTTP 503" in str(failed.value)
 
 
 def test_a_rate_limit_without_retry_after_waits_out_the_reset_header(brevo, account):
