@@ -25,7 +25,15 @@ from sqlalchemy.exc import OperationalError
 from suppress import clean, events, lists, suppressions, tokens
 from suppress.addresses import InvalidAddress, normalise, normalise_and_hash
 from suppress.csvfiles import CsvError, CsvFile, CsvRecord, detect_encoding
-from suppress.models import AUDIENCES, GLOBAL_SCOPE, REASONS, Suppression, db
+from suppress.domains import InvalidPattern
+from suppress.models import (
+    AUDIENCES,
+    GLOBAL_SCOPE,
+    REASONS,
+    DomainSuppression,
+    Suppression,
+    db,
+)
 from suppress.tokens import MAX_CAMPAIGN_LENGTH
 
 HASHES = {"md5": hashlib.md5, "sha256": hashlib.sha256, "sha512": hashlib.sha512}
@@ -45,7 +53,9 @@ Row = TypeVar("Row")
 
 SUPPRESSING_EVENTS = ("bounced", "complained", "unsubscribed", "resubscribed")
 
-suppressions_cli = AppGroup("suppressions", help="Add, lift, check, import and export.")
+suppressions_cli = AppGroup(
+    "suppressions", help="Add, lift, check, import and export; suppress whole domains."
+)
 lists_cli = AppGroup("lists", help="Mailing lists (the scopes of list-level suppressions).")
 events_cli = AppGroup("events", help="The events the ESPs reported.")
 
@@ -72,6 +82,7 @@ def refusals_as_messages() -> Iterator[None]:
         yield
     except (
         InvalidAddress,
+        InvalidPattern,
         suppressions.SuppressionError,
         lists.ListError,
         lists.ContactRefused,
@@ -155,18 +166,15 @@ def lift_command(email: str, scope: str, why: str | None, override_reason: str |
 @click.argument("email")
 @domain_command
 def check_command(email: str) -> None:
-    """Show whether EMAIL is suppressed, with every scope, reason, source and date."""
-    rows = suppressions.suppressions_for(email)
+    """Show whether EMAIL is suppressed, with every scope, reason, source and date, and the
+    domain suppressions that cover it."""
+    rows = [*suppressions.suppressions_for(email), *suppressions.domain_suppressions_for(email)]
     active = [row for row in rows if row.is_active()]
     status = "suppressed" if active else "not suppressed"
     click.echo(f"{email.strip()}: {status} ({lists.kind_of(normalise(email))} address)")
     for row in rows:
-        state = "active" if row.is_active() else "lapsed"
-        expires = f", expires {row.expires_at:%F %H:%M} UTC" if row.expires_at else ""
-        click.echo(
-            f"  {row.scope}: {row.reason} from {row.source}, "
-            f"since {row.created_at:%F %H:%M} UTC{expires} [{state}]"
-        )
+        pattern = f"domain {row.pattern}, " if isinstance(row, DomainSuppression) else ""
+        click.echo(f"  {row.scope}: {pattern}{_described(row)}")
     reported = events.events_for(normalise_and_hash(email)[1], SUPPRESSING_EVENTS)
     if reported:
         click.echo("  reported by the ESPs:")
@@ -236,6 +244,92 @@ def import_hashes_command(path: Path, algorithm: str, source: str | None) -> Non
     )
     if not (report.written or report.unchanged):
         raise click.ClickException(f"no {algorithm} hash could be read")
+
+
+def _described(row: Suppression | DomainSuppression) -> str:
+    """A suppression's reason, source, dates and state."""
+    state = "active" if row.is_active() else "lapsed"
+    expires = f", expires {row.expires_at:%F %H:%M} UTC" if row.expires_at else ""
+    return f"{row.reason} from {row.source}, since {row.created_at:%F %H:%M} UTC{expires} [{state}]"
+
+
+@suppressions_cli.command("add-domain")
+@click.argument("pattern")
+@click.option("--reason", type=click.Choice(REASONS), default="manual", show_default=True)
+@click.option("--scope", default=GLOBAL_SCOPE, show_default=True, help="'global' or a list slug.")
+@click.option("--note", help="Why, for the audit trail.")
+@click.option("--expires", help="ISO 8601 date or time when the suppression lapses.")
+@click.option(
+    "--allow-public-suffix",
+    is_flag=True,
+    help="Let PATTERN cover a top-level domain or another public suffix (fi, *.fi, *.co.uk).",
+)
+@domain_command
+def add_domain_command(
+    pattern: str,
+    reason: str,
+    scope: str,
+    note: str | None,
+    expires: str | None,
+    allow_public_suffix: bool,
+) -> None:
+    """Suppress every address at a domain: PATTERN is example.fi (that domain only) or
+    *.example.fi (its subdomains only; add both for a whole company)."""
+    row, written = suppressions.suppress_domain(
+        pattern,
+        reason=reason,
+        source=operator(),
+        scope=scope,
+        note=note,
+        expires_at=iso_datetime(expires),
+        allow_public_suffix=allow_public_suffix,
+    )
+    db.session.commit()
+    if written:
+        click.echo(f"suppressed domain {row.pattern} in {row.scope} ({row.reason})")
+    else:
+        click.echo(
+            f"domain {row.pattern} already suppressed in {row.scope} ({row.reason}) "
+            f"since {row.created_at:%F}"
+        )
+
+
+@suppressions_cli.command("lift-domain")
+@click.argument("pattern")
+@click.option("--scope", default=GLOBAL_SCOPE, show_default=True)
+@click.option("--why", help="Why the suppression is lifted.")
+@click.option(
+    "--override-reason",
+    help="Required to lift a complaint, hard bounce or erasure: why mailing is right again.",
+)
+@domain_command
+def lift_domain_command(
+    pattern: str, scope: str, why: str | None, override_reason: str | None
+) -> None:
+    """Lift the suppression of the domain PATTERN in one scope."""
+    row = suppressions.lift_domain(
+        pattern, actor=operator(), scope=scope, why=why, override_reason=override_reason
+    )
+    db.session.commit()
+    click.echo(f"lifted the {row.reason} suppression of domain {row.pattern} in {row.scope}")
+
+
+@suppressions_cli.command("domains")
+@click.option("--scope", help="Only this scope ('global' or a list slug).")
+@click.option("--all", "lapsed", is_flag=True, help="Lapsed domain suppressions too.")
+@domain_command
+def domains_command(scope: str | None, lapsed: bool) -> None:
+    """List the domain suppressions, each domain's exact pattern beside its wildcard."""
+    if scope is not None:
+        suppressions.check_scope(scope)
+    rows = suppressions.domain_suppressions(scope, lapsed=lapsed)
+    if not rows:
+        click.echo("no domain suppressions: flask --app wsgi suppressions add-domain PATTERN")
+        return
+    width = max(len(row.pattern) for row in rows)
+    for row in rows:
+        note = f"  {row.note}" if row.note else ""
+        click.echo(f"{row.pattern:<{width}}  {row.scope}: {_described(row)}{note}")
 
 
 def _reject(line: int, problem: str) -> None:

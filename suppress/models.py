@@ -238,6 +238,34 @@ class HashedSuppression(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class DomainSuppression(db.Model):
+    """A domain, or every subdomain of one, that must not be mailed, everywhere (scope
+    ``global``) or on one list: a competitor, or a company that asked for no mail to its staff.
+
+    ``pattern`` is ``example.fi`` (that domain only) or ``*.example.fi`` (its subdomains only),
+    in the normal form of ``domains.normalise_pattern``.
+    """
+
+    __tablename__ = "domain_suppressions"
+    __table_args__ = (
+        UniqueConstraint("pattern", "scope"),
+        CheckConstraint(_in("reason", REASONS), name="reason"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # A domain name of at most 253 characters, after "*.".
+    pattern: Mapped[str] = mapped_column(String(255))
+    scope: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+
+    def is_active(self, now: datetime | None = None) -> bool:
+        return self.expires_at is None or self.expires_at > (now or utcnow())
+
+
 class AuditEntry(db.Model):
     """An append-only record of who changed what, when and why.
 

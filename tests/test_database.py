@@ -8,13 +8,13 @@ from flask import current_app
 from flask_migrate import downgrade, upgrade
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import DateTime, text
+from sqlalchemy import DateTime, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from suppress.addresses import email_hash
 from suppress.database import DIRECT_ENGINE, direct_transaction
 from suppress.models import UTCDateTime, db
-from suppress.suppressions import suppress, suppress_hashed
+from suppress.suppressions import suppress, suppress_domain, suppress_hashed
 
 
 def test_migrations_build_exactly_what_the_models_describe(app):
@@ -54,6 +54,26 @@ def test_downgrade_refuses_to_drop_suppressions(make_app, tmp_path, capfd):
         db.session.remove()
         count = db.session.execute(text("SELECT count(*) FROM suppressions")).scalar()
         assert count == 1
+
+
+def test_downgrade_refuses_to_drop_domain_suppressions_and_undoes_an_empty_table(
+    make_app, tmp_path, capfd
+):
+    app = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'own.db'}")
+    with app.app_context():
+        upgrade()
+        suppress_domain("*.example.fi", reason="manual", source="cli:test")
+        db.session.commit()
+        with pytest.raises(SystemExit):
+            downgrade(revision="49f2e646a3a5")
+        assert "the domain_suppressions table holds 1 rows" in capfd.readouterr().err
+        db.session.remove()
+        db.session.execute(text("DELETE FROM domain_suppressions"))
+        db.session.commit()
+        downgrade(revision="49f2e646a3a5")
+        assert "domain_suppressions" not in inspect(db.engine).get_table_names()
+        upgrade()
+        assert "domain_suppressions" in inspect(db.engine).get_table_names()
 
 
 @given(st.datetimes(timezones=st.timezones()))
