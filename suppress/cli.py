@@ -24,7 +24,14 @@ from sqlalchemy.exc import OperationalError
 
 from suppress import clean, events, lists, suppressions, tokens
 from suppress.addresses import InvalidAddress, normalise, normalise_and_hash
-from suppress.csvfiles import CsvError, CsvFile, CsvRecord, detect_encoding
+from suppress.csvfiles import (
+    CsvError,
+    CsvFile,
+    CsvRecord,
+    detect_encoding,
+    separator_named,
+    text_encoding,
+)
 from suppress.domains import InvalidPattern
 from suppress.models import (
     AUDIENCES,
@@ -105,6 +112,38 @@ def domain_command(function: Callable[..., Any]) -> Callable[..., Any]:
             return function(*args, **kwargs)
 
     return wrapper
+
+
+def _parsed_by(parse: Callable[[str], str]) -> Callable[[click.Context, Any, str | None], Any]:
+    """A click callback turning a domain refusal of an option's value into a usage error."""
+
+    def callback(context: click.Context, parameter: Any, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except CsvError as error:
+            raise click.BadParameter(str(error)) from None
+
+    return callback
+
+
+def csv_input_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--delimiter`` and ``--encoding`` for a command that reads a CSV file: without them,
+    both are detected."""
+    command = click.option(
+        "--encoding",
+        callback=_parsed_by(text_encoding),
+        help="The file's encoding, a Python codec name (utf-8, cp1252, latin-1, utf-16...); "
+        "default: detected.",
+    )(command)
+    return click.option(
+        "--delimiter",
+        "separator",
+        callback=_parsed_by(separator_named),
+        help="The field separator: , ; | or a tab, or comma, semicolon, tab, pipe; "
+        "default: detected from the header.",
+    )(command)
 
 
 def iso_datetime(value: str | None) -> datetime | None:
@@ -189,14 +228,17 @@ def check_command(email: str) -> None:
 @suppressions_cli.command("import")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--source", help="Names the import in each row's source (default: file name).")
+@csv_input_options
 @domain_command
-def import_command(path: Path, source: str | None) -> None:
+def import_command(
+    path: Path, source: str | None, separator: str | None, encoding: str | None
+) -> None:
     """Import suppressions from a CSV with an 'email' column (optional scope, reason, note).
 
     Separators and encodings as Excel saves them are understood. Each refused row is reported
     with its line number; the command fails only when no row could be imported.
     """
-    with CsvFile(path) as table:
+    with CsvFile(path, separator=separator, encoding=encoding) as table:
         table.require("email")
         report = suppressions.import_suppressions(
             _usable_rows(table, _reject),
@@ -510,8 +552,11 @@ def show_list_command(slug: str) -> None:
 @click.argument("slug")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--source", help="Names the import in each subscription's source (default: file).")
+@csv_input_options
 @domain_command
-def import_contacts_command(slug: str, path: Path, source: str | None) -> None:
+def import_contacts_command(
+    slug: str, path: Path, source: str | None, separator: str | None, encoding: str | None
+) -> None:
     """Subscribe the contacts in a CSV to the list SLUG.
 
     Columns: 'email' and optional basis, kind, consent_at, consent_source, consent_text_version,
@@ -519,7 +564,7 @@ def import_contacts_command(slug: str, path: Path, source: str | None) -> None:
     line numbers; the command fails only when no row could be used.
     """
     mailing_list = lists.find_list(slug)
-    with CsvFile(path) as table:
+    with CsvFile(path, separator=separator, encoding=encoding) as table:
         table.require("email")
         report = lists.import_contacts(
             mailing_list,
@@ -577,6 +622,7 @@ def export_events_command(
 @click.option("--list", "list_slug", help="The list the mail is for: its rules apply too.")
 @click.option("--email-column", help="The address column (default: 'email', in any case).")
 @click.option("--links", is_flag=True, help="Add each kept row's unsubscribe URL and headers.")
+@csv_input_options
 @domain_command
 def clean_command(
     path: Path,
@@ -585,6 +631,8 @@ def clean_command(
     list_slug: str | None,
     email_column: str | None,
     links: bool,
+    separator: str | None,
+    encoding: str | None,
 ) -> None:
     """Split the CSV at PATH into sendable rows (--out) and rejected rows (--rejects).
 
@@ -592,7 +640,7 @@ def clean_command(
     --links creates the address records its unsubscribe links point to.
     """
     mailing_list = lists.find_list(list_slug) if list_slug is not None else None
-    with CsvFile(path) as table:
+    with CsvFile(path, separator=separator, encoding=encoding) as table:
         index = clean.email_column(table.header, email_column)
         records: Iterable[CsvRecord] = table.records()
         if watched():

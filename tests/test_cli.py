@@ -686,3 +686,102 @@ def test_lists_import_skips_an_address_in_a_suppressed_domain(runner, write_csv)
         "line 2: skipped: suppressed by domain kilpailija.fi (manual, uutiskirje)" in result.stderr
     )
     assert db.session.scalar(select(func.count()).select_from(Subscription)) == 0
+
+
+def csv_command(command, path, tmp_path):
+    """The arguments of each command that reads a CSV file, for PATH."""
+    return {
+        "clean": ["clean", path, "--out", tmp_path / "o.csv", "--rejects", tmp_path / "r.csv"],
+        "lists import": ["lists", "import", "uutiskirje", path],
+        "suppressions import": ["suppressions", "import", path],
+    }[command]
+
+
+CSV_COMMANDS = ["clean", "lists import", "suppressions import"]
+
+
+@pytest.mark.parametrize("command", CSV_COMMANDS)
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--delimiter", "x"], "Invalid value for '--delimiter': unknown separator 'x'"),
+        (["--delimiter", ";;"], "Invalid value for '--delimiter': unknown separator"),
+        (["--encoding", "klingon"], "Invalid value for '--encoding': unknown encoding 'klingon'"),
+        (["--encoding", "base64"], "Invalid value for '--encoding': unknown encoding 'base64'"),
+    ],
+)
+def test_a_bad_delimiter_or_encoding_is_a_usage_error(
+    runner, write_csv, tmp_path, command, option, message
+):
+    run(runner, "lists", "create", "uutiskirje")
+    path = write_csv("email\nmatti@yritys.fi\n")
+    result = run(runner, *csv_command(command, path, tmp_path), *option)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert count_suppressions() == 0
+    assert not (tmp_path / "o.csv").exists()
+
+
+@pytest.mark.parametrize("command", CSV_COMMANDS)
+def test_an_encoding_that_does_not_decode_the_file_is_refused_with_the_offset(
+    runner, write_csv, tmp_path, command
+):
+    run(runner, "lists", "create", "uutiskirje")
+    path = write_csv("email;nimi\r\nmatti@yritys.fi;Mäkinen\r\n", encoding="cp1252")
+    result = run(runner, *csv_command(command, path, tmp_path), "--encoding", "utf-8")
+    assert result.exit_code == 1
+    assert "the file is not text in utf-8: undecodable byte at offset 29" in result.output
+    assert count_suppressions() == 0
+    assert db.session.scalar(select(func.count()).select_from(Subscription)) == 0
+
+
+def test_clean_of_a_finnish_excel_file_with_a_named_delimiter_and_encoding(
+    runner, write_csv, tmp_path
+):
+    """Semicolons, Windows-1252, CRLF, and a header whose quoted commas mislead the guess."""
+    run(runner, "suppressions", "add", "pekka@yritys.fi")
+    path = write_csv(
+        '"Sukunimi, Etunimi, Titteli";Sähköposti;Huomautus\r\n'
+        '"Äijälä, Matti, TJ";Matti@Yritys.fi;"Soita; ei\r\nsähköpostia perjantaisin"\r\n'
+        '"Virtanen, Pekka, CFO";pekka@yritys.fi;€\r\n',
+        encoding="cp1252",
+    )
+    out, rejects = tmp_path / "clean.csv", tmp_path / "rejects.csv"
+    args = ["clean", path, "--out", out, "--rejects", rejects, "--email-column", "sähköposti"]
+    guessed = run(runner, *args)
+    assert guessed.exit_code == 1
+    assert "no 'sähköposti' column" in guessed.output
+    result = run(runner, *args, "--delimiter", "semicolon", "--encoding", "cp1252")
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes().decode() == (
+        "Sukunimi, Etunimi, Titteli;Sähköposti;Huomautus\r\n"
+        'Äijälä, Matti, TJ;Matti@Yritys.fi;"Soita; ei\r\nsähköpostia perjantaisin"\r\n'
+    )
+    assert rejects.read_bytes().decode().splitlines()[1] == (
+        "Virtanen, Pekka, CFO;pekka@yritys.fi;€;suppressed;global: manual"
+    )
+
+
+@pytest.mark.parametrize("delimiter", ["tab", "\t", "\\t"])
+def test_suppressions_import_of_tab_separated_utf16_without_a_byte_order_mark(
+    runner, write_csv, delimiter
+):
+    path = write_csv("email\tnote\r\nmatti@yritys.fi\tMäkinen, Matti\r\n", encoding="utf-16-le")
+    result = run(
+        runner, "suppressions", "import", path, "--delimiter", delimiter, "--encoding", "utf-16-le"
+    )
+    assert result.exit_code == 0, result.output
+    assert db.session.scalar(select(Suppression.note)) == "Mäkinen, Matti"
+
+
+def test_lists_import_of_a_pipe_separated_latin1_file_with_a_byte_order_mark_under_utf8(
+    runner, write_csv
+):
+    run(runner, "lists", "create", "uutiskirje")
+    path = write_csv("\ufeffEmail|Basis|Role_note\nmatti@yritys.fi|b2b_role|Myynti, Länsi\n")
+    result = run(
+        runner, "lists", "import", "uutiskirje", path, "--delimiter", "|", "--encoding", "UTF-8"
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 subscribed" in result.stdout
+    assert db.session.scalar(select(Address.role_note)) == "Myynti, Länsi"
