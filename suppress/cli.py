@@ -39,6 +39,7 @@ from suppress.models import (
     REASONS,
     DomainSuppression,
     Suppression,
+    SuppressionTerms,
     db,
 )
 from suppress.tokens import MAX_CAMPAIGN_LENGTH
@@ -57,6 +58,7 @@ EXPORT_COLUMNS = (
 PROGRESS_EVERY_ROWS = 10_000
 
 Row = TypeVar("Row")
+Command = TypeVar("Command", bound=Callable[..., Any])
 
 SUPPRESSING_EVENTS = ("bounced", "complained", "unsubscribed", "resubscribed")
 
@@ -128,22 +130,49 @@ def _parsed_by(parse: Callable[[str], str]) -> Callable[[click.Context, Any, str
     return callback
 
 
-def csv_input_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--delimiter`` and ``--encoding`` for a command that reads a CSV file: without them,
-    both are detected."""
-    command = click.option(
-        "--encoding",
-        callback=_parsed_by(text_encoding),
-        help="The file's encoding, a Python codec name (utf-8, cp1252, latin-1, utf-16...); "
-        "default: detected.",
-    )(command)
-    return click.option(
+def options(*decorators: Callable[[Command], Command]) -> Callable[[Command], Command]:
+    """Several click options as one decorator, for the commands that share them."""
+
+    def apply(command: Command) -> Command:
+        for decorator in reversed(decorators):
+            command = decorator(command)
+        return command
+
+    return apply
+
+
+# The options of a command that reads a CSV file: without them, both are detected.
+csv_input_options = options(
+    click.option(
         "--delimiter",
         "separator",
         callback=_parsed_by(separator_named),
         help="The field separator: , ; | or a tab, or comma, semicolon, tab, pipe; "
         "default: detected from the header.",
-    )(command)
+    ),
+    click.option(
+        "--encoding",
+        callback=_parsed_by(text_encoding),
+        help="The file's encoding, a Python codec name (utf-8, cp1252, latin-1, utf-16...); "
+        "default: detected.",
+    ),
+)
+# What adding a suppression takes, of an address or a domain, besides its note.
+suppression_options = options(
+    click.option("--reason", type=click.Choice(REASONS), default="manual", show_default=True),
+    click.option(
+        "--scope", default=GLOBAL_SCOPE, show_default=True, help="'global' or a list slug."
+    ),
+    click.option("--expires", help="ISO 8601 date or time when the suppression lapses."),
+)
+lift_options = options(
+    click.option("--scope", default=GLOBAL_SCOPE, show_default=True),
+    click.option("--why", help="Why the suppression is lifted."),
+    click.option(
+        "--override-reason",
+        help="Required to lift a complaint, hard bounce or erasure: why mailing is right again.",
+    ),
+)
 
 
 def iso_datetime(value: str | None) -> datetime | None:
@@ -158,10 +187,8 @@ def iso_datetime(value: str | None) -> datetime | None:
 
 @suppressions_cli.command("add")
 @click.argument("email")
-@click.option("--reason", type=click.Choice(REASONS), default="manual", show_default=True)
-@click.option("--scope", default=GLOBAL_SCOPE, show_default=True, help="'global' or a list slug.")
+@suppression_options
 @click.option("--note", help="Why, for the audit trail (the address is redacted from it).")
-@click.option("--expires", help="ISO 8601 date or time when the suppression lapses.")
 @domain_command
 def add_command(email: str, reason: str, scope: str, note: str | None, expires: str | None) -> None:
     """Suppress EMAIL (a repeat changes nothing)."""
@@ -185,12 +212,7 @@ def add_command(email: str, reason: str, scope: str, note: str | None, expires: 
 
 @suppressions_cli.command("lift")
 @click.argument("email")
-@click.option("--scope", default=GLOBAL_SCOPE, show_default=True)
-@click.option("--why", help="Why the suppression is lifted.")
-@click.option(
-    "--override-reason",
-    help="Required to lift a complaint, hard bounce or erasure: why mailing is right again.",
-)
+@lift_options
 @domain_command
 def lift_command(email: str, scope: str, why: str | None, override_reason: str | None) -> None:
     """Lift the suppression of EMAIL in one scope."""
@@ -288,7 +310,7 @@ def import_hashes_command(path: Path, algorithm: str, source: str | None) -> Non
         raise click.ClickException(f"no {algorithm} hash could be read")
 
 
-def _described(row: Suppression | DomainSuppression) -> str:
+def _described(row: SuppressionTerms) -> str:
     """A suppression's reason, source, dates and state."""
     state = "active" if row.is_active() else "lapsed"
     expires = f", expires {row.expires_at:%F %H:%M} UTC" if row.expires_at else ""
@@ -297,10 +319,8 @@ def _described(row: Suppression | DomainSuppression) -> str:
 
 @suppressions_cli.command("add-domain")
 @click.argument("pattern")
-@click.option("--reason", type=click.Choice(REASONS), default="manual", show_default=True)
-@click.option("--scope", default=GLOBAL_SCOPE, show_default=True, help="'global' or a list slug.")
+@suppression_options
 @click.option("--note", help="Why, for the audit trail.")
-@click.option("--expires", help="ISO 8601 date or time when the suppression lapses.")
 @click.option(
     "--allow-public-suffix",
     is_flag=True,
@@ -338,12 +358,7 @@ def add_domain_command(
 
 @suppressions_cli.command("lift-domain")
 @click.argument("pattern")
-@click.option("--scope", default=GLOBAL_SCOPE, show_default=True)
-@click.option("--why", help="Why the suppression is lifted.")
-@click.option(
-    "--override-reason",
-    help="Required to lift a complaint, hard bounce or erasure: why mailing is right again.",
-)
+@lift_options
 @domain_command
 def lift_domain_command(
     pattern: str, scope: str, why: str | None, override_reason: str | None

@@ -191,7 +191,22 @@ class Subscription(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class Suppression(db.Model):
+class SuppressionTerms:
+    """What every suppression records, of an address or of a domain: where it applies (scope
+    ``global`` or a list's slug), why, who or what made it, since when and until when."""
+
+    scope: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+
+    def is_active(self, now: datetime | None = None) -> bool:
+        return self.expires_at is None or self.expires_at > (now or utcnow())
+
+
+class Suppression(SuppressionTerms, db.Model):
     """One address that must not be mailed, everywhere (scope ``global``) or on one list.
 
     A suppression stands on its own hash: it needs no Address row, so it survives erasure and
@@ -207,15 +222,6 @@ class Suppression(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     email_hash: Mapped[str] = mapped_column(String(64))
     email: Mapped[str | None] = mapped_column(String(320))
-    scope: Mapped[str] = mapped_column(String(64))
-    reason: Mapped[str] = mapped_column(String(16))
-    source: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    note: Mapped[str | None] = mapped_column(Text)
-
-    def is_active(self, now: datetime | None = None) -> bool:
-        return self.expires_at is None or self.expires_at > (now or utcnow())
 
 
 class HashedSuppression(db.Model):
@@ -238,7 +244,7 @@ class HashedSuppression(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class DomainSuppression(db.Model):
+class DomainSuppression(SuppressionTerms, db.Model):
     """A domain, or every subdomain of one, that must not be mailed, everywhere (scope
     ``global``) or on one list: a competitor, or a company that asked for no mail to its staff.
 
@@ -255,15 +261,6 @@ class DomainSuppression(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     # A domain name of at most 253 characters, after "*.".
     pattern: Mapped[str] = mapped_column(String(255))
-    scope: Mapped[str] = mapped_column(String(64))
-    reason: Mapped[str] = mapped_column(String(16))
-    source: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    note: Mapped[str | None] = mapped_column(Text)
-
-    def is_active(self, now: datetime | None = None) -> bool:
-        return self.expires_at is None or self.expires_at > (now or utcnow())
 
 
 class AuditEntry(db.Model):

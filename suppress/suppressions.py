@@ -57,6 +57,7 @@ from suppress.models import (
     HashedSuppression,
     MailingList,
     Suppression,
+    SuppressionTerms,
     db,
     utcnow,
 )
@@ -361,7 +362,7 @@ def lift(
     return row
 
 
-def _check_liftable(row: Suppression | DomainSuppression, override_reason: str | None) -> None:
+def _check_liftable(row: SuppressionTerms, override_reason: str | None) -> None:
     if row.reason in PROTECTED_REASONS and not (override_reason or "").strip():
         raise LiftRefused(
             f"the suppression in scope {row.scope!r} records {row.reason!r}: lifting it needs an "
@@ -624,15 +625,13 @@ def _find(digest: str, scope: str) -> Suppression | None:
 
 
 def _in_scope(
-    list_slug: str | None, model: type[Suppression | DomainSuppression] = Suppression
+    list_slug: str | None, model: type[SuppressionTerms] = Suppression
 ) -> ColumnElement[bool]:
     scopes = [GLOBAL_SCOPE] if list_slug in (None, GLOBAL_SCOPE) else [GLOBAL_SCOPE, list_slug]
     return model.scope.in_(scopes)
 
 
-def _active(
-    now: datetime, model: type[Suppression | DomainSuppression] = Suppression
-) -> ColumnElement[bool]:
+def _active(now: datetime, model: type[SuppressionTerms] = Suppression) -> ColumnElement[bool]:
     return or_(model.expires_at.is_(None), model.expires_at > now)
 
 

@@ -40,40 +40,36 @@ def test_sqlite_syncs_every_commit_when_asked(make_app, tmp_path):
         assert connection.execute(text("PRAGMA synchronous")).scalar() == 2
 
 
-def test_downgrade_refuses_to_drop_suppressions(make_app, tmp_path, capfd):
-    app = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'own.db'}")
-    with app.app_context():
-        upgrade()
-        suppress("a@b.fi", reason="unsubscribed", source="link")
-        db.session.commit()
-        with pytest.raises(SystemExit):
-            downgrade(revision="base")
-        assert (
-            "refusing to downgrade: the suppressions table holds 1 rows" in capfd.readouterr().err
-        )
-        db.session.remove()
-        count = db.session.execute(text("SELECT count(*) FROM suppressions")).scalar()
-        assert count == 1
-
-
-def test_downgrade_refuses_to_drop_domain_suppressions_and_undoes_an_empty_table(
-    make_app, tmp_path, capfd
+@pytest.mark.parametrize(
+    ("write", "revision", "table"),
+    [
+        (lambda: suppress("a@b.fi", reason="unsubscribed", source="link"), "base", "suppressions"),
+        (
+            lambda: suppress_domain("*.example.fi", reason="manual", source="cli:test"),
+            "49f2e646a3a5",
+            "domain_suppressions",
+        ),
+    ],
+)
+def test_downgrade_refuses_to_drop_suppressions_and_undoes_an_empty_table(
+    make_app, tmp_path, capfd, write, revision, table
 ):
     app = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'own.db'}")
     with app.app_context():
         upgrade()
-        suppress_domain("*.example.fi", reason="manual", source="cli:test")
+        write()
         db.session.commit()
         with pytest.raises(SystemExit):
-            downgrade(revision="49f2e646a3a5")
-        assert "the domain_suppressions table holds 1 rows" in capfd.readouterr().err
+            downgrade(revision=revision)
+        assert f"refusing to downgrade: the {table} table holds 1 rows" in capfd.readouterr().err
         db.session.remove()
-        db.session.execute(text("DELETE FROM domain_suppressions"))
+        assert db.session.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 1
+        db.session.execute(text(f"DELETE FROM {table}"))
         db.session.commit()
-        downgrade(revision="49f2e646a3a5")
-        assert "domain_suppressions" not in inspect(db.engine).get_table_names()
+        downgrade(revision=revision)
+        assert table not in inspect(db.engine).get_table_names()
         upgrade()
-        assert "domain_suppressions" in inspect(db.engine).get_table_names()
+        assert table in inspect(db.engine).get_table_names()
 
 
 @given(st.datetimes(timezones=st.timezones()))
