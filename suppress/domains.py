@@ -17,8 +17,6 @@ from typing import NamedTuple
 import idna
 from publicsuffixlist import PublicSuffixList
 
-from suppress.addresses import domain_of
-
 WILDCARD = "*."
 
 
@@ -130,12 +128,17 @@ class DomainRules:
         return bool(self._exact or self._below)
 
     def covering(self, normalised: str) -> DomainRule | None:
-        """The rule that covers the (normalised) address, the most specific one; else None."""
-        domain = domain_of(normalised)
+        """The rule that covers the (normalised) address, the most specific one; else None.
+
+        Called once a row of a million-row file: the walk up the labels is written out here
+        rather than through ``parent_domains``, whose generator would cost more than the
+        lookups themselves.
+        """
+        domain = normalised.rpartition("@")[2]
         rule = self._exact.get(domain)
-        if rule is None and self._below:
-            for parent in parent_domains(domain):
-                rule = self._below.get(parent)
-                if rule is not None:
-                    break
+        below = self._below
+        if rule is None and below:
+            _, dot, domain = domain.partition(".")
+            while dot and (rule := below.get(domain)) is None:
+                _, dot, domain = domain.partition(".")
         return rule
