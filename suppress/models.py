@@ -195,7 +195,22 @@ class Subscription(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class Suppression(db.Model):
+class SuppressionTerms:
+    """What every suppression records, of an address or of a domain: where it applies (scope
+    ``global`` or a list's slug), why, who or what made it, since when and until when."""
+
+    scope: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+
+    def is_active(self, now: datetime | None = None) -> bool:
+        return self.expires_at is None or self.expires_at > (now or utcnow())
+
+
+class Suppression(SuppressionTerms, db.Model):
     """One address that must not be mailed, everywhere (scope ``global``) or on one list.
 
     A suppression stands on its own hash: it needs no Address row, so it survives erasure and
@@ -211,15 +226,6 @@ class Suppression(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     email_hash: Mapped[str] = mapped_column(String(64))
     email: Mapped[str | None] = mapped_column(String(320))
-    scope: Mapped[str] = mapped_column(String(64))
-    reason: Mapped[str] = mapped_column(String(16))
-    source: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    note: Mapped[str | None] = mapped_column(Text)
-
-    def is_active(self, now: datetime | None = None) -> bool:
-        return self.expires_at is None or self.expires_at > (now or utcnow())
 
 
 class HashedSuppression(db.Model):
@@ -240,6 +246,25 @@ class HashedSuppression(db.Model):
     digest: Mapped[str] = mapped_column(String(128))
     source: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DomainSuppression(SuppressionTerms, db.Model):
+    """A domain, or every subdomain of one, that must not be mailed, everywhere (scope
+    ``global``) or on one list: a competitor, or a company that asked for no mail to its staff.
+
+    ``pattern`` is ``example.fi`` (that domain only) or ``*.example.fi`` (its subdomains only),
+    in the normal form of ``domains.normalise_pattern``.
+    """
+
+    __tablename__ = "domain_suppressions"
+    __table_args__ = (
+        UniqueConstraint("pattern", "scope"),
+        CheckConstraint(_in("reason", REASONS), name="reason"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # A domain name of at most 253 characters, after "*.".
+    pattern: Mapped[str] = mapped_column(String(255))
 
 
 class AuditEntry(db.Model):
