@@ -730,7 +730,7 @@ def add_destination_command(
     SUPPRESS_<PROVIDER>_* variables, never from here."""
     destination = sync.add_destination(name, provider, target=target, list_slug=list_slug)
     db.session.commit()
-    click.echo(f"added {_described(destination)}")
+    click.echo(f"added {_destination_label(destination)}")
 
 
 @destinations_cli.command("list")
@@ -745,7 +745,7 @@ def list_destinations_command() -> None:
         for (_, status), count in sync.status_counts(destination).items():
             counts[status] += count
         click.echo(
-            f"{_described(destination)}: {counts['accepted']} accepted, "
+            f"{_destination_label(destination)}: {counts['accepted']} accepted, "
             f"{counts['pending']} pending, {counts['refused']} refused"
         )
 
@@ -756,7 +756,7 @@ def list_destinations_command() -> None:
 def show_destination_command(name: str) -> None:
     """The destination NAME: its scope, outbox, lag, last pass and last error."""
     destination = sync.find_destination(name)
-    click.echo(_described(destination))
+    click.echo(_destination_label(destination))
     for (action, status), count in sorted(sync.status_counts(destination).items()):
         click.echo(f"  {action} {status}: {count}")
     lag = sync.lag(datetime.now(UTC))[destination.name]
@@ -778,7 +778,7 @@ def remove_destination_command(name: str) -> None:
     click.echo(f"removed {name}")
 
 
-def _described(destination: Any) -> str:
+def _destination_label(destination: Any) -> str:
     scope = f" {destination.target}" if destination.target else ""
     carried = f", list {destination.list_slug}" if destination.list_slug else ""
     return f"{destination.name} ({destination.provider}{scope}{carried})"
