@@ -547,7 +547,8 @@ def _pulled(
 
 
 def _suppressed(keys: Collection[Key], now: datetime) -> set[Key]:
-    """Which of ``keys`` the suppression list holds actively."""
+    """Which of ``keys`` the suppression list covers: in the same scope, or globally (a global
+    suppression covers every list)."""
     found: set[Key] = set()
     hashes = sorted({digest for digest, _ in keys})
     for start in range(0, len(hashes), IN_CLAUSE_SIZE):
@@ -556,12 +557,17 @@ def _suppressed(keys: Collection[Key], now: datetime) -> set[Key]:
                 Suppression.email_hash.in_(hashes[start : start + IN_CLAUSE_SIZE]), _active(now)
             )
         )
-        found.update((digest, scope) for digest, scope in rows if (digest, scope) in keys)
-    return found
+        found.update((digest, scope) for digest, scope in rows)
+    return {key for key in keys if key in found or (key[0], GLOBAL_SCOPE) in found}
 
 
 def _lost(destination: Destination, pulled: Collection[Key], now: datetime) -> list[Key]:
-    """Our active suppressions for the destination that its lists do not hold."""
+    """Our active suppressions for the destination whose address its lists do not hold at all.
+
+    An address held in either scope counts: a provider that keeps one status per address (an
+    audience, a stream) answers our global suppression as an entry of the destination's list.
+    """
+    held = {digest for digest, _ in pulled}
     rows = db.session.execute(
         select(Suppression.email_hash, Suppression.scope).where(
             Suppression.scope.in_(scopes_of(destination)),
@@ -569,7 +575,7 @@ def _lost(destination: Destination, pulled: Collection[Key], now: datetime) -> l
             _active(now),
         )
     )
-    return [(digest, scope) for digest, scope in rows if (digest, scope) not in pulled]
+    return [(digest, scope) for digest, scope in rows if digest not in held]
 
 
 def _import(destination: Destination, entries: list[tuple[str, str, str]]) -> int:

@@ -298,3 +298,14 @@ def test_an_error_naming_an_address_is_logged_without_it(app, mailgun, caplog):
     ours = [record for record in caplog.records if not record.name.startswith("werkzeug")]
     assert ours
     assert not [record for record in ours if "palaaja" in record.getMessage()]
+
+
+def test_reconcile_takes_a_list_entry_for_a_global_suppression_as_held(app, mailgun):
+    create_list("uutiskirje", name="Uutiskirje")
+    named = destination(list_slug="uutiskirje")
+    suppressed("matti@yritys.fi")
+    sync.run()
+    mailgun.tables["unsubscribes"]["matti@yritys.fi"]["tags"] = ["uutiskirje"]
+    drift = sync.reconcile(named, full=True, dry_run=True)
+    assert drift.theirs_only == []
+    assert drift.ours_only == 0

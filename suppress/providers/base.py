@@ -16,7 +16,7 @@ import functools
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from werkzeug.datastructures import Headers, MultiDict
 
 from suppress.config import ConfigError, Setting, http_url, text
+from suppress.providers.api import ApiError
 from suppress.vocabulary import EVENT_TYPES, REPORTED_BOUNCE_CLASSES
 
 if TYPE_CHECKING:
@@ -152,12 +153,37 @@ class Outcome:
     detail: str | None = None
 
 
+# A whole call refused as malformed: the body, or one address in it, is not what the API takes.
+MALFORMED_STATUSES = frozenset({400, 422})
+
+
 def accepted(changes: Iterable[Change], detail: str | None = None) -> list[Outcome]:
     return [Outcome(change.key, ACCEPTED, detail) for change in changes]
 
 
 def refused(change: Change, detail: str) -> Outcome:
     return Outcome(change.key, REFUSED, detail)
+
+
+def split_on_refusal(changes: list[Change], send: Callable[[list[Change]], Any]) -> list[Outcome]:
+    """Every change accepted once ``send`` takes them in one call.
+
+    A provider that refuses a whole call as malformed does not say which address it choked on,
+    so the batch is halved and each half sent again: a bad address ends up alone and refused
+    with the provider's words, in about twice log2(batch) calls, while the others go through.
+    """
+    if not changes:
+        return []
+    try:
+        send(changes)
+    except ApiError as error:
+        if error.status not in MALFORMED_STATUSES:
+            raise
+        if len(changes) == 1:
+            return [refused(changes[0], str(error))]
+        half = len(changes) // 2
+        return split_on_refusal(changes[:half], send) + split_on_refusal(changes[half:], send)
+    return accepted(changes)
 
 
 @dataclass(frozen=True)

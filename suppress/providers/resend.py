@@ -31,10 +31,10 @@ from suppress.providers.base import (
     load_json,
     nonblank,
     refused,
+    split_on_refusal,
     text,
     url,
 )
-from suppress.providers.sendgrid import split_on_refusal
 from suppress.providers.standard import check_signature, fanned_id, signing_keys
 
 API_URL = "https://api.resend.com"

@@ -14,7 +14,7 @@ argument ``campaign`` names the campaign.
 import base64
 import binascii
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -38,7 +38,6 @@ from suppress.providers.base import (
     Pulled,
     Rejected,
     Reply,
-    accepted,
     from_epoch,
     load_json,
     nonblank,
@@ -47,6 +46,7 @@ from suppress.providers.base import (
     seconds,
     secrets_list,
     slug_map,
+    split_on_refusal,
     synthetic_id,
     text,
     url,
@@ -117,8 +117,6 @@ PULLED_LISTS = {
 }
 # "PaginationCommonLimit": "The maximum page size for this endpoint is 500 items per page."
 PAGE_SIZE = 500
-# A whole call refused as malformed: the body, or one address in it, is not what the API takes.
-MALFORMED_STATUSES = frozenset({400, 422})
 
 
 def verification_keys(value: Any) -> tuple[ec.EllipticCurvePublicKey, ...]:
@@ -329,27 +327,6 @@ def _engagement(item: dict, raw: str) -> dict[str, Any]:
         # sg_machine_open: SendGrid's own verdict that an open was a machine's prefetch.
         "machine": machine if isinstance(machine, bool) else None,
     }
-
-
-def split_on_refusal(changes: list[Change], send: Callable[[list[Change]], Any]) -> list[Outcome]:
-    """Every change accepted once ``send`` takes them in one call.
-
-    A provider that refuses a whole call as malformed does not say which address it choked on,
-    so the batch is halved and each half sent again: a bad address ends up alone and refused
-    with the provider's words, in about twice log2(batch) calls, while the others go through.
-    """
-    if not changes:
-        return []
-    try:
-        send(changes)
-    except ApiError as error:
-        if error.status not in MALFORMED_STATUSES:
-            raise
-        if len(changes) == 1:
-            return [refused(changes[0], str(error))]
-        half = len(changes) // 2
-        return split_on_refusal(changes[:half], send) + split_on_refusal(changes[half:], send)
-    return accepted(changes)
 
 
 def _add(account: Account, path: str, changes: list[Change]) -> list[Outcome]:
