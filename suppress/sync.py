@@ -45,7 +45,6 @@ from suppress.providers.base import (
     ACCEPTED,
     PENDING,
     REFUSED,
-    REQUIRED,
     Account,
     Change,
     Provider,
@@ -99,38 +98,9 @@ def syncing_providers() -> dict[str, type[Provider]]:
     return {slug: provider for slug, provider in PROVIDERS.items() if provider.PUSH_BATCH}
 
 
-def env_name(name: str) -> str:
-    """The part of ``SUPPRESS_DEST_<NAME>_<KEY>`` a destination's name gives."""
-    return name.upper().replace("-", "_")
-
-
-def api_settings(provider: type[Provider], name: str, config: Mapping[str, Any]) -> dict[str, Any]:
-    """The destination's API settings: its own variables first, then the provider's."""
-    settled = {}
-    for key, setting in provider.API_SETTINGS.items():
-        own = f"DEST_{env_name(name)}_{key}"
-        shared = f"{provider.slug.upper()}_{key}"
-        variable, raw = next(
-            ((v, config.get(v)) for v in (own, shared) if config.get(v) not in (None, "")),
-            (None, None),
-        )
-        if variable is None:
-            if setting.default is REQUIRED:
-                raise ConfigError(
-                    f"destination {name!r} needs SUPPRESS_{own} or SUPPRESS_{shared} to be set"
-                )
-            settled[key] = setting.default
-            continue
-        try:
-            settled[key] = setting.coerce(raw)
-        except ValueError as error:
-            raise ConfigError(f"SUPPRESS_{variable}: {error}") from None
-    return settled
-
-
 def account_for(destination: Destination, config: Mapping[str, Any]) -> Account:
     provider = PROVIDERS[destination.provider]
-    settings = api_settings(provider, destination.name, config)
+    settings = provider.read_api_settings(config, destination.name)
     target = destination.target or (
         settings.get(provider.TARGET_SETTING) if provider.TARGET_SETTING else None
     )

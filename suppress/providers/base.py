@@ -246,21 +246,28 @@ class Provider:
 
     @classmethod
     def read_settings(cls, config: Mapping[str, Any]) -> dict[str, Any]:
-        """Coerce each setting from ``config`` (keys as ``<SLUG>_<KEY>``); ConfigError names
-        the variable that is missing or wrong."""
-        settled = {}
-        for key, setting in cls.SETTINGS.items():
-            raw = config.get(f"{cls.slug.upper()}_{key}")
-            if raw in (None, ""):
-                if setting.default is REQUIRED:
-                    raise ConfigError(f"{cls.variable(key)} must be set to use {cls.name}")
-                settled[key] = setting.default
-                continue
-            try:
-                settled[key] = setting.coerce(raw)
-            except ValueError as error:
-                raise ConfigError(f"{cls.variable(key)}: {error}") from None
-        return settled
+        """The webhook settings from ``config`` (keys as ``<SLUG>_<KEY>``)."""
+        return _coerced(
+            cls.SETTINGS,
+            config,
+            lambda key: (f"{cls.slug.upper()}_{key}",),
+            lambda key: f"{cls.variable(key)} must be set to use {cls.name}",
+        )
+
+    @classmethod
+    def read_api_settings(cls, config: Mapping[str, Any], destination: str) -> dict[str, Any]:
+        """A destination's API settings: ``DEST_<NAME>_<KEY>`` first, then ``<SLUG>_<KEY>``,
+        so that two accounts at one provider can each have their own credentials."""
+        own = f"DEST_{destination.upper().replace('-', '_')}_"
+        return _coerced(
+            cls.API_SETTINGS,
+            config,
+            lambda key: (own + key, f"{cls.slug.upper()}_{key}"),
+            lambda key: (
+                f"destination {destination!r} needs SUPPRESS_{own}{key} or "
+                f"{cls.variable(key)} to be set"
+            ),
+        )
 
     @classmethod
     def is_configured(cls, config: Mapping[str, Any]) -> bool:
@@ -309,6 +316,29 @@ class Provider:
 
 
 # Helpers shared by provider modules.
+
+
+def _coerced(
+    table: Mapping[str, Setting],
+    config: Mapping[str, Any],
+    names: Callable[[str], tuple[str, ...]],
+    needed: Callable[[str], str],
+) -> dict[str, Any]:
+    """Each setting of ``table`` coerced from the first of its ``names`` set in ``config``, else
+    its default; ConfigError names the variable that is missing (``needed``) or wrong."""
+    settled = {}
+    for key, setting in table.items():
+        variable = next((name for name in names(key) if config.get(name) not in (None, "")), None)
+        if variable is None:
+            if setting.default is REQUIRED:
+                raise ConfigError(needed(key))
+            settled[key] = setting.default
+            continue
+        try:
+            settled[key] = setting.coerce(config[variable])
+        except ValueError as error:
+            raise ConfigError(f"SUPPRESS_{variable}: {error}") from None
+    return settled
 
 
 def secrets_list(value: Any) -> tuple[str, ...]:
