@@ -8,7 +8,7 @@ here for any provider, as its API takes batches, lifts and pages.
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from suppress import suppressions, sync
 from suppress.lists import create_list
@@ -121,6 +121,19 @@ def test_a_suppression_lifted_before_it_was_pushed_is_never_pushed(app, mailgun)
     sync.run()
     assert mailgun.pushes() == 0
     assert states() == {}
+
+
+def test_a_large_plan_refreshes_postgresql_s_statistics_of_the_outbox(app, mailgun, monkeypatch):
+    """Left stale, they make the next pass plan its join as a nested loop over every row."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite plans the join on the unique index without statistics")
+    monkeypatch.setattr(sync, "ANALYZE_AFTER_ROWS", 40)
+    named = destination()
+    suppressed(*(f"person{n}@yritys.fi" for n in range(40)))
+    sync.plan(named, utcnow())
+    db.session.commit()
+    known = text("SELECT reltuples FROM pg_class WHERE relname = 'sync_states'")
+    assert db.session.scalar(known) == 40
 
 
 def test_an_address_erased_before_it_was_pushed_is_recorded_as_refused(app, mailgun):
