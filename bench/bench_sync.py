@@ -57,8 +57,6 @@ RECORDS_PER_CALL = 1000
 ROUND_TRIPS = 20
 EVERY_S = 5
 LAG_SAMPLES = 6
-# Between lag samples, so that each lands at another moment of the worker's cycle.
-LAG_SPACING_S = 1.7
 LAG_TIMEOUT_S = 60.0
 TARGET_RATIO = 1.5
 TARGET_LAG_S = 10.0
@@ -221,7 +219,9 @@ def lags(url: str, fake: FakeMailgun) -> list[float]:
         worker.stdout.readline()  # its first pass is done: the worker is up
         with app.app_context():
             for number in range(LAG_SAMPLES):
-                time.sleep(LAG_SPACING_S)
+                # A sample arrives just after a pass: waiting a growing share of the cycle
+                # lands each next one at another moment of it.
+                time.sleep(number * EVERY_S / LAG_SAMPLES)
                 samples.append(one_lag(f"lag{number}@viive.fi", fake))
             db.session.remove()
     finally:
