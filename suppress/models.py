@@ -361,7 +361,9 @@ class SyncState(db.Model):
         UniqueConstraint("destination_id", "email_hash", "scope"),
         CheckConstraint(_in("action", SYNC_ACTIONS), name="action"),
         CheckConstraint(_in("status", SYNC_STATUSES), name="status"),
-        Index("ix_sync_states_destination_id_status", "destination_id", "status"),
+        # A worker claims a destination's pending rows oldest first: with the id in the index,
+        # PostgreSQL reads the first thousand instead of sorting every pending row each batch.
+        Index("ix_sync_states_destination_id_status_id", "destination_id", "status", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

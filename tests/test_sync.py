@@ -8,11 +8,13 @@ here for any provider, as its API takes batches, lifts and pages.
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from suppress import suppressions, sync
 from suppress.lists import create_list
 from suppress.models import Suppression, SyncState, db, utcnow
+from suppress.providers.base import ACCEPTED, PENDING, REFUSED, Outcome
+from suppress.providers.mailgun import Mailgun
 from tests.providers.fakes.mailgun import FakeMailgun
 
 API_KEY = "key-test-0123456789"
@@ -123,6 +125,19 @@ def test_a_suppression_lifted_before_it_was_pushed_is_never_pushed(app, mailgun)
     assert states() == {}
 
 
+def test_a_large_plan_refreshes_postgresql_s_statistics_of_the_outbox(app, mailgun, monkeypatch):
+    """Left stale, they make the next pass plan its join as a nested loop over every row."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite plans the join on the unique index without statistics")
+    monkeypatch.setattr(sync, "ANALYZE_AFTER_ROWS", 40)
+    named = destination()
+    suppressed(*(f"person{n}@yritys.fi" for n in range(40)))
+    sync.plan(named, utcnow())
+    db.session.commit()
+    known = text("SELECT reltuples FROM pg_class WHERE relname = 'sync_states'")
+    assert db.session.scalar(known) == 40
+
+
 def test_an_address_erased_before_it_was_pushed_is_recorded_as_refused(app, mailgun):
     destination()
     suppressed("poistettu@yritys.fi")
@@ -143,6 +158,35 @@ def test_a_rate_limit_with_retry_after_is_waited_out_within_the_pass(app, mailgu
     assert report.accepted == 1
     assert report.error is None
     assert "matti@yritys.fi" in mailgun.tables["unsubscribes"]
+
+
+def test_each_address_s_outcome_is_recorded_as_the_provider_gave_it(app, mailgun, monkeypatch):
+    """Refused for good with the provider's words; pending (or unanswered) to try again later."""
+    destination()
+    suppressed("hyva@yritys.fi", "huono@yritys.fi", "jonossa@yritys.fi", "vaiti@yritys.fi")
+    answers = {
+        "hyva@yritys.fi": lambda key: Outcome(key, ACCEPTED),
+        "huono@yritys.fi": lambda key: Outcome(key, REFUSED, "invalid address"),
+        "jonossa@yritys.fi": lambda key: Outcome(key, PENDING, "queued"),
+    }
+
+    def push(cls, account, changes):
+        return [answers[c.email](c.key) for c in changes if c.email in answers]
+
+    monkeypatch.setattr(Mailgun, "push", classmethod(push))
+    (report,) = sync.run()
+    assert (report.accepted, report.refused, report.pending) == (1, 1, 2)
+    rows = db.session.execute(
+        select(SyncState.email, SyncState.status, SyncState.detail, SyncState.attempts)
+    )
+    assert set(rows) == {
+        ("hyva@yritys.fi", "accepted", None, 1),
+        ("huono@yritys.fi", "refused", "invalid address", 1),
+        ("jonossa@yritys.fi", "pending", "queued", 1),
+        ("vaiti@yritys.fi", "pending", "the provider did not answer for this address", 1),
+    }
+    later = select(SyncState.next_attempt_at).where(SyncState.status == "pending")
+    assert all(moment > utcnow() for moment in db.session.scalars(later))
 
 
 def test_a_provider_that_keeps_failing_leaves_the_batch_pending_for_later(app, mailgun):

@@ -220,7 +220,10 @@ class Mailgun(Provider):
         for table, batch in _by_table(changes).items():
             additions = [change for change in batch if not change.lift]
             if additions:
-                records = [_record(table, change, account.list_slug) for change in additions]
+                created_at = format_datetime(_now(), True)
+                records = [
+                    _record(table, change, account.list_slug, created_at) for change in additions
+                ]
                 account.api.json("POST", f"/v3/{account.target}/{table}", json=records)
                 outcomes += accepted(additions)
             outcomes += [_lift(account, table, change) for change in batch if change.lift]
@@ -331,9 +334,10 @@ def _by_table(changes: list[Change]) -> dict[str, list[Change]]:
     return tables
 
 
-def _record(table: str, change: Change, list_slug: str | None) -> dict[str, Any]:
-    """A record as the table documents it; ``created_at`` in RFC 822, as it asks."""
-    record: dict[str, Any] = {"address": change.email, "created_at": format_datetime(_now(), True)}
+def _record(table: str, change: Change, list_slug: str | None, created_at: str) -> dict[str, Any]:
+    """A record as the table documents it; ``created_at`` in RFC 822, as it asks (made once
+    per call: formatting it per record cost more than encoding the whole body)."""
+    record: dict[str, Any] = {"address": change.email, "created_at": created_at}
     if table == "unsubscribes":
         record["tags"] = [list_slug if change.on_list and list_slug else ALL_MAIL]
     elif table == "bounces":
