@@ -1,7 +1,7 @@
 """sync states: the claim order (oldest pending first) in the destination and status index
 
 Revision ID: 5c2f9e8a1d37
-Revises: e8de368bd23c
+Revises: 689be2b9417e
 Create Date: 2026-11-23 21:10:00.000000
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '5c2f9e8a1d37'
-down_revision = 'e8de368bd23c'
+down_revision = '689be2b9417e'
 branch_labels = None
 depends_on = None
 
