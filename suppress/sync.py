@@ -15,6 +15,7 @@ Reconciling pulls a destination's own suppression lists, imports what we lack wi
 """
 
 import fcntl
+import json
 import logging
 import math
 import re
@@ -33,6 +34,7 @@ from sqlalchemy import (
     Row,
     Text,
     and_,
+    any_,
     bindparam,
     delete,
     exists,
@@ -399,7 +401,7 @@ def claim(
     )
     if share.of > 1:
         query = query.where(state.id % share.of == share.index)
-    return list(db.session.execute(query))
+    return db.session.execute(query).all()
 
 
 def _due(destination_id: int, now: datetime) -> Any:
@@ -522,8 +524,7 @@ def _record(batch: list[Row], outcomes: Mapping[int, Any], now: datetime, report
         else:
             report.refused += 1
     for (status, detail), ids in settled.items():
-        _update_each(
-            SyncState.id,
+        _update_by_id(
             ids,
             status=status,
             detail=detail,
@@ -542,7 +543,20 @@ def _postpone(rows: list[Row], why: str, now: datetime) -> None:
         by_attempt.setdefault(row.attempts + 1, []).append(row.id)
     for attempts, ids in by_attempt.items():
         delay = min(FIRST_RETRY_DELAY * 2 ** (attempts - 1), LONGEST_RETRY_DELAY)
-        _update_each(SyncState.id, ids, attempts=attempts, next_attempt_at=now + delay, detail=why)
+        _update_by_id(ids, attempts=attempts, next_attempt_at=now + delay, detail=why)
+
+
+def _update_by_id(ids: list[int], **values: Any) -> None:
+    """Set ``values`` on the outbox rows ``ids``, all named in one bound parameter (an array on
+    PostgreSQL, a JSON array on SQLite): an IN list of a thousand ids would be rendered by
+    SQLAlchemy, and parsed by the database, afresh for every batch."""
+    state = SyncState.__table__
+    if db.session.get_bind().dialect.name == "postgresql":
+        among = state.c.id == any_(literal(ids, postgresql.ARRAY(Integer)))
+    else:
+        listed = func.json_each(json.dumps(ids)).table_valued("value")
+        among = state.c.id.in_(select(listed.c.value))
+    db.session.execute(update(state).where(among).values(**values))
 
 
 def _update_each(column: Any, keys: list[Any], *criteria: Any, **values: Any) -> None:
