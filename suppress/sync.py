@@ -5,30 +5,36 @@ them in two set-based statements: what a destination lacks (or holds with anothe
 becomes pending, and what it holds that is no longer suppressed becomes a pending lift (or a
 refused one where the provider cannot lift). A worker then claims pending rows a batch at a
 time, pushes them through the provider's module, and records each outcome, so nothing is
-skipped and nothing accepted is pushed again. On PostgreSQL several workers may run at once:
-each claims with ``FOR UPDATE SKIP LOCKED`` and holds its rows until their outcomes commit. On
-SQLite a file lock lets one worker run at a time.
+skipped and nothing accepted is pushed again; where the provider takes several calls at once,
+as many threads each push their own share of the outbox. On PostgreSQL several workers may run
+at once: each claims with ``FOR UPDATE SKIP LOCKED`` and holds its rows until their outcomes
+commit. On SQLite a file lock lets one worker run at a time.
 
 Reconciling pulls a destination's own suppression lists, imports what we lack with source
 ``sync:<name>``, and reports the drift both ways before it writes.
 """
 
 import fcntl
+import json
 import logging
+import math
 import re
+import threading
 from collections.abc import Collection, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy import (
     Integer,
     Row,
     Text,
     and_,
+    any_,
     bindparam,
     delete,
     exists,
@@ -96,6 +102,13 @@ class Report:
     pending: int = 0
     lifted: int = 0
     error: str | None = None
+
+    def add(self, other: "Report") -> None:
+        """Count in what another share of the same pass settled."""
+        self.accepted += other.accepted
+        self.refused += other.refused
+        self.pending += other.pending
+        self.lifted += other.lifted
 
 
 @dataclass
@@ -354,7 +367,22 @@ def _plan_lifts(destination: Destination, now: datetime) -> int:
 # Pushing
 
 
-def claim(destination: Destination, limit: int, now: datetime, after: int = 0) -> list[Row]:
+@dataclass(frozen=True)
+class Share:
+    """The outbox rows one of a pass's concurrent pushers claims: those whose id is ``index``
+    modulo ``of``. Shares never overlap, which keeps the threads of one worker apart even on
+    SQLite, where ``FOR UPDATE`` locks nothing."""
+
+    index: int = 0
+    of: int = 1
+
+
+WHOLE = Share()
+
+
+def claim(
+    destination_id: int, limit: int, now: datetime, after: int = 0, share: Share = WHOLE
+) -> list[Row]:
     """Pending rows due now, oldest first, locked against other workers on PostgreSQL.
 
     Plain rows, not ORM objects: a batch is a thousand of them, and its outcomes are written
@@ -366,28 +394,96 @@ def claim(destination: Destination, limit: int, now: datetime, after: int = 0) -
     state = SyncState.__table__.c
     query = (
         select(state.id, state.email, state.scope, state.reason, state.action, state.attempts)
-        .where(
-            state.destination_id == destination.id,
-            state.status == PENDING,
-            state.id > after,
-            or_(state.next_attempt_at.is_(None), state.next_attempt_at <= now),
-        )
+        .where(_due(destination_id, now), state.id > after)
         .order_by(state.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    return list(db.session.execute(query))
+    if share.of > 1:
+        query = query.where(state.id % share.of == share.index)
+    return db.session.execute(query).all()
+
+
+def _due(destination_id: int, now: datetime) -> Any:
+    state = SyncState.__table__.c
+    return and_(
+        state.destination_id == destination_id,
+        state.status == PENDING,
+        or_(state.next_attempt_at.is_(None), state.next_attempt_at <= now),
+    )
 
 
 def push_pending(destination: Destination, account: Account, report: Report) -> None:
-    """Push every due pending row, a batch per transaction, until none is left or the
-    provider fails; a failed batch waits for a later pass, and so does a row that turns
-    pending again behind the pass (a changed reason, another worker's claim let go)."""
+    """Push every due pending row until none is left or the provider fails; a failed batch
+    waits for a later pass, and so does a row that turns pending again behind the pass (a
+    changed reason, another worker's claim let go).
+
+    Up to the provider's ``CONCURRENCY`` calls are in flight at once, one per share of the
+    outbox, each share on its own thread: most of a batch's time is the provider's answer, and
+    waiting for several at once is what lets a large backlog go out at the API's pace.
+    """
     provider = PROVIDERS[destination.provider]
+    shares = _shares(destination.id, provider)
+    if shares == 1:
+        _push_share(destination.id, provider, account, WHOLE, report, threading.Event())
+        return
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    stop = threading.Event()
+    with ThreadPoolExecutor(shares, thread_name_prefix="sync") as pool:
+        pushers = [
+            pool.submit(_push_apart, app, destination.id, Share(index, shares), stop)
+            for index in range(shares)
+        ]
+        done = [pusher.result() for pusher in pushers]
+    for share_report, _ in done:
+        report.add(share_report)
+    failure = next((error for _, error in done if error is not None), None)
+    if failure is not None:
+        raise failure
+
+
+def _shares(destination_id: int, provider: type[Provider]) -> int:
+    """As many shares as the provider takes calls at once, but no more than there are batches
+    to push: a handful of rows goes out in one call, not one per share."""
+    due = db.session.scalar(select(func.count()).where(_due(destination_id, utcnow()))) or 0
+    return max(1, min(provider.CONCURRENCY, math.ceil(due / provider.PUSH_BATCH)))
+
+
+def _push_apart(
+    app: Flask, destination_id: int, share: Share, stop: threading.Event
+) -> tuple[Report, ApiError | None]:
+    """Push one share from a thread of its own: its own app context, so its own session and
+    database connection (each holds its claimed rows until their outcomes commit), and its own
+    Account, as a ``requests`` session is not safe to share between threads."""
+    report = Report("")
+    with app.app_context():
+        destination = db.session.get(Destination, destination_id)
+        provider = PROVIDERS[destination.provider]
+        account = account_for(destination, app.config)
+        try:
+            _push_share(destination_id, provider, account, share, report, stop)
+        except ApiError as error:
+            return report, error
+        finally:
+            account.api.close()
+    return report, None
+
+
+def _push_share(
+    destination_id: int,
+    provider: type[Provider],
+    account: Account,
+    share: Share,
+    report: Report,
+    stop: threading.Event,
+) -> None:
+    """Claim, push and record a batch per transaction until the share is empty, the provider
+    fails (``stop`` then tells the other shares to finish their call and end too) or another
+    share has failed."""
     after = 0
-    while True:
+    while not stop.is_set():
         now = utcnow()
-        batch = claim(destination, provider.PUSH_BATCH, now, after)
+        batch = claim(destination_id, provider.PUSH_BATCH, now, after, share)
         if not batch:
             db.session.commit()
             return
@@ -396,6 +492,7 @@ def push_pending(destination: Destination, account: Account, report: Report) -> 
         try:
             outcomes = provider.push(account, changes)
         except ApiError as error:
+            stop.set()
             _postpone(batch, str(error), now)
             db.session.commit()
             raise
@@ -427,8 +524,7 @@ def _record(batch: list[Row], outcomes: Mapping[int, Any], now: datetime, report
         else:
             report.refused += 1
     for (status, detail), ids in settled.items():
-        _update_each(
-            SyncState.id,
+        _update_by_id(
             ids,
             status=status,
             detail=detail,
@@ -447,7 +543,20 @@ def _postpone(rows: list[Row], why: str, now: datetime) -> None:
         by_attempt.setdefault(row.attempts + 1, []).append(row.id)
     for attempts, ids in by_attempt.items():
         delay = min(FIRST_RETRY_DELAY * 2 ** (attempts - 1), LONGEST_RETRY_DELAY)
-        _update_each(SyncState.id, ids, attempts=attempts, next_attempt_at=now + delay, detail=why)
+        _update_by_id(ids, attempts=attempts, next_attempt_at=now + delay, detail=why)
+
+
+def _update_by_id(ids: list[int], **values: Any) -> None:
+    """Set ``values`` on the outbox rows ``ids``, all named in one bound parameter (an array on
+    PostgreSQL, a JSON array on SQLite): an IN list of a thousand ids would be rendered by
+    SQLAlchemy, and parsed by the database, afresh for every batch."""
+    state = SyncState.__table__
+    if db.session.get_bind().dialect.name == "postgresql":
+        among = state.c.id == any_(literal(ids, postgresql.ARRAY(Integer)))
+    else:
+        listed = func.json_each(json.dumps(ids)).table_valued("value")
+        among = state.c.id.in_(select(listed.c.value))
+    db.session.execute(update(state).where(among).values(**values))
 
 
 def _update_each(column: Any, keys: list[Any], *criteria: Any, **values: Any) -> None:

@@ -5,6 +5,7 @@ Provider-specific pushes and pulls are tested in each provider's own file; Mailg
 here for any provider, as its API takes batches, lifts and pages.
 """
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -58,6 +59,35 @@ def test_a_pass_pushes_every_suppression_in_batches_of_at_most_a_thousand(app, m
     assert len(mailgun.tables["unsubscribes"]) == 2500
     assert mailgun.pushes() == 3
     assert states() == {"accepted": 2500}
+
+
+def test_a_backlog_is_pushed_by_as_many_calls_at_once_as_the_provider_takes(
+    app, mailgun, monkeypatch
+):
+    pushers = set()
+    push = Mailgun.push
+
+    def counted(account, changes):
+        pushers.add(threading.get_ident())
+        return push(account, changes)
+
+    monkeypatch.setattr(Mailgun, "push", counted)
+    destination()
+    backlog = Mailgun.CONCURRENCY * Mailgun.PUSH_BATCH
+    suppressed(*(f"person{n}@yritys.fi" for n in range(backlog)))
+    (report,) = sync.run()
+    assert report.accepted == backlog
+    assert len(pushers) == Mailgun.CONCURRENCY
+    assert len(mailgun.tables["unsubscribes"]) == report.accepted
+    assert states() == {"accepted": report.accepted}
+
+
+def test_a_few_rows_go_out_in_one_call_whatever_the_provider_s_concurrency(app, mailgun):
+    destination()
+    suppressed(*(f"person{n}@yritys.fi" for n in range(10)))
+    (report,) = sync.run()
+    assert report.accepted == 10
+    assert mailgun.pushes() == 1
 
 
 def test_a_second_pass_pushes_nothing_already_accepted(app, mailgun):

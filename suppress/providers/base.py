@@ -230,6 +230,9 @@ class Provider:
     retry_status: ClassVar[int] = 503
     # Changes per push call, the most the provider's API takes at once; 0: it has no push API.
     PUSH_BATCH: ClassVar[int] = 0
+    # Push calls one sync worker keeps in flight at once: 1 unless the provider documents room
+    # for more than its rate limit or connection cap leaves (PROVIDERS.md, each "Rate limits").
+    CONCURRENCY: ClassVar[int] = 1
     # Whether the API can remove a suppression we pushed (a re-subscribe, an expiry).
     CAN_LIFT: ClassVar[bool] = False
     # What a destination's target names at this provider, and the API setting that supplies it

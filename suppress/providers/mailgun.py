@@ -164,6 +164,9 @@ class Mailgun(Provider):
         "DOMAIN": Setting(None, text, "Sending domain synced when a destination names none."),
     }
     PUSH_BATCH = MAX_RECORDS_PER_CALL
+    # Its suppressions API documents no rate limit, only 429 (PROVIDERS.md), which Api's
+    # retries wait out: a few calls at once, not one per core.
+    CONCURRENCY = 4
     CAN_LIFT = True
     TARGET = "the sending domain"
     TARGET_SETTING = "DOMAIN"
