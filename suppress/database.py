@@ -17,14 +17,20 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import Dialect, create_engine, event
+from sqlalchemy import Dialect, column, create_engine, event, func, select, values
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy.sql import bindparam
+from sqlalchemy.sql.expression import Executable, FromClause
+from sqlalchemy.types import TypeEngine
 
 from suppress.models import db
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 DIRECT_ENGINE = "suppress.direct_engine"
+# Rows per Bulk statement on SQLite, which binds every value on its own: a chunk is padded up to
+# the next of these sizes, so that each statement is compiled for five shapes only.
+BULK_SIZES = (1, 4, 16, 64, 256)
 
 
 def init_app(app: Flask) -> None:
@@ -95,11 +101,6 @@ class Prepared:
             self._compiled[dialect.name] = _Compiled.of(self.build(dialect), dialect)
         return self._compiled[dialect.name]
 
-    def in_order(self, dialect: Dialect, parameters: list[Any]) -> list[Any]:
-        """``parameters`` given in statement order, through their bind processors (in place):
-        naming each of thousands of values would cost more than sending it."""
-        return self.compiled(dialect).processed(parameters)
-
     def parameters(self, dialect: Dialect, values: Mapping[str, Any]) -> list[Any]:
         compiled = self.compiled(dialect)
         fixed = compiled.fixed
@@ -140,6 +141,88 @@ class _Compiled:
         return cls(str(compiled), names, fixed, tuple(processors))
 
 
+class Bulk:
+    """A statement over many rows at once, compiled once per dialect (and size, on SQLite).
+
+    The statement reads the rows from ``incoming``, which has ``columns``: on PostgreSQL one
+    array per column, unnested, so that any number of rows is one statement of one shape, which
+    psycopg prepares once; on SQLite a VALUES list of up to 256 rows, padded with rows of NULLs
+    that ``incoming`` leaves out, so the first column must never be NULL. The statement binds
+    nothing else: its parameters are the rows themselves, which ``ready`` puts through each
+    column's bind processor (before a SQLite writer's turn, when the caller wants).
+    """
+
+    def __init__(
+        self,
+        columns: Mapping[str, TypeEngine[Any]],
+        build: Callable[[Dialect, FromClause], Executable],
+    ):
+        """``build(dialect, incoming)`` is the statement."""
+        self.columns = dict(columns)
+        self.build = build
+        self._sql: dict[tuple[str, int], str] = {}
+        self._processors: dict[str, list[Callable[[Any], Any] | None]] = {}
+
+    def ready(self, dialect: Dialect, rows: Sequence[Sequence[Any]]) -> list[tuple[str, list]]:
+        """The SQL and parameters running the statement over ``rows`` (values in the order of
+        ``columns``): one statement on PostgreSQL, one per 256 rows on SQLite."""
+        if not rows:
+            return []
+        processed = self._processed(dialect, rows)
+        if dialect.name == "postgresql":
+            return [(self.sql(dialect, 0), processed)]
+        largest, width, ready = BULK_SIZES[-1], len(self.columns), []
+        for start in range(0, len(rows), largest):
+            chunk = [*zip(*(given[start : start + largest] for given in processed), strict=True)]
+            size = next(size for size in BULK_SIZES if size >= len(chunk))
+            flat = [value for row in chunk for value in row]
+            flat.extend([None] * (width * (size - len(chunk))))
+            ready.append((self.sql(dialect, size), flat))
+        return ready
+
+    def _processed(self, dialect: Dialect, rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+        """The values column by column, each through its type's bind processor."""
+        if dialect.name not in self._processors:
+            self._processors[dialect.name] = [
+                type_.dialect_impl(dialect).bind_processor(dialect)
+                for type_ in self.columns.values()
+            ]
+        columns = zip(*rows, strict=True)
+        return [
+            [*map(process, given)] if process else [*given]
+            for given, process in zip(columns, self._processors[dialect.name], strict=True)
+        ]
+
+    def sql(self, dialect: Dialect, size: int) -> str:
+        """The statement for ``size`` rows (any number on PostgreSQL, ``size`` 0)."""
+        if (dialect.name, size) not in self._sql:
+            statement = self.build(dialect, self._incoming(dialect, size))
+            compiled = _Compiled.of(statement, dialect)
+            names = [name for name in compiled.names if name not in compiled.fixed]
+            if names != self._names(dialect, size):
+                raise ValueError(f"a Bulk statement binds only its rows, not {names}")
+            self._sql[dialect.name, size] = compiled.sql
+        return self._sql[dialect.name, size]
+
+    def _names(self, dialect: Dialect, size: int) -> list[str]:
+        if dialect.name == "postgresql":
+            return [*self.columns]
+        return [f"{name}_{index}" for index in range(size) for name in self.columns]
+
+    def _incoming(self, dialect: Dialect, size: int) -> FromClause:
+        shape = [column(name, type_) for name, type_ in self.columns.items()]
+        if dialect.name == "postgresql":
+            arrays = [bindparam(name, type_=ARRAY(type_)) for name, type_ in self.columns.items()]
+            return func.unnest(*arrays).table_valued(*shape).render_derived(name="incoming")
+        rows = [
+            tuple(bindparam(f"{name}_{index}", type_=type_) for name, type_ in self.columns.items())
+            for index in range(size)
+        ]
+        padded = values(*shape, name="padded").data(rows).cte("padded")
+        first = padded.c[next(iter(self.columns))]
+        return select(padded).where(first.is_not(None)).cte("incoming")
+
+
 class DirectTransaction:
     """Runs Prepared statements on one DBAPI connection inside one transaction.
 
@@ -158,17 +241,31 @@ class DirectTransaction:
         """A transaction on a connection from ``engine``'s pool."""
         return cls(engine.raw_connection(), engine.dialect, engine.raw_connection)
 
+    def begin(self) -> None:
+        """Open the transaction. On SQLite explicitly: Python's sqlite3 opens one by itself only
+        before a statement that starts with INSERT, UPDATE, DELETE or REPLACE, and a Bulk
+        statement starts with WITH. IMMEDIATE takes the write lock now, waiting for it within
+        the busy timeout, where a transaction that read first could fail to write at once.
+        (PostgreSQL's driver opens the transaction with the first statement.)"""
+        if self.dialect.name == "sqlite":
+            self._execute(lambda cursor: cursor.execute("BEGIN IMMEDIATE")).close()
+
     def run(self, prepared: Prepared, **values: Any) -> Any:
         """Execute ``prepared`` with ``values``; returns the cursor to fetch from."""
         sql = prepared.compiled(self.dialect).sql
         parameters = prepared.parameters(self.dialect, values)
         return self._execute(lambda cursor: cursor.execute(sql, parameters))
 
-    def run_ready(self, prepared: Prepared, ready: list[Any]) -> Any:
-        """Execute ``prepared`` with parameters ``Prepared.in_order`` made ready beforehand (a
-        multi-row INSERT of thousands of values, readied before the writer's turn)."""
-        sql = prepared.compiled(self.dialect).sql
-        return self._execute(lambda cursor: cursor.execute(sql, ready))
+    def run_bulk(self, ready: list[tuple[str, list[Any]]]) -> list[Any]:
+        """Execute what ``Bulk.ready`` made ready; every row returned."""
+        returned = []
+        for sql, parameters in ready:
+            cursor = self._execute(
+                lambda cursor, sql=sql, parameters=parameters: cursor.execute(sql, parameters)
+            )
+            if cursor.description is not None:
+                returned.extend(cursor.fetchall())
+        return returned
 
     def _execute(self, statement: Callable[[Any], Any]) -> Any:
         cursor = self.connection.cursor()
@@ -184,23 +281,26 @@ class DirectTransaction:
         self._reconnect = None
         return cursor
 
-    def run_each_returning(self, prepared: Prepared, ready_rows: list[list[Any]]) -> list[Any]:
-        """On PostgreSQL, execute ``prepared`` once per row of ready parameters in one
-        pipelined ``executemany``; every row returned.
+    def run_each(self, prepared: Prepared, rows: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+        """Execute ``prepared`` once per row of values; what each execution returned, in order.
 
-        psycopg parses a statement of more than 50 parameters afresh on every run, so there a
-        big multi-row statement costs more than this. (SQLite's ``executemany`` returns
-        nothing; there a multi-row statement is the fast way.)
+        On PostgreSQL the executions go together in one pipelined ``executemany``, a single
+        round trip; SQLite runs in process, where a loop costs less than anything else.
         """
+        if not rows:
+            return []
         sql = prepared.compiled(self.dialect).sql
-        if len(ready_rows) == 1:  # a pipeline costs more than it saves for a single row
-            return self._execute(lambda cursor: cursor.execute(sql, ready_rows[0])).fetchall()
-        cursor = self._execute(lambda cursor: cursor.executemany(sql, ready_rows, returning=True))
-        returned = []
-        while True:
-            returned.extend(cursor.fetchall())
-            if not cursor.nextset():
-                return returned
+        parameters = [prepared.parameters(self.dialect, row) for row in rows]
+        if self.dialect.name != "postgresql" or len(parameters) == 1:
+            return [
+                self._execute(lambda cursor, row=row: cursor.execute(sql, row)).fetchall()
+                for row in parameters
+            ]
+        cursor = self._execute(lambda cursor: cursor.executemany(sql, parameters, returning=True))
+        returned = [cursor.fetchall()]
+        while cursor.nextset():
+            returned.append(cursor.fetchall())
+        return returned
 
     def run_many(self, prepared: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
         """Execute ``prepared`` once per row, in one driver call."""
@@ -222,6 +322,7 @@ def direct_transaction() -> Iterator[DirectTransaction]:
     with _writer_turn(engine):
         transaction = DirectTransaction.on(engine)
         try:
+            transaction.begin()
             yield transaction
             transaction.connection.commit()
         except BaseException:
@@ -231,16 +332,9 @@ def direct_transaction() -> Iterator[DirectTransaction]:
             transaction.connection.close()
 
 
-@contextmanager
-def direct_reads() -> Iterator[DirectTransaction]:
-    """A pooled connection for reads ahead of a write, outside the writer's turn."""
-    engine = current_app.extensions[DIRECT_ENGINE]
-    transaction = DirectTransaction.on(engine)
-    try:
-        yield transaction
-    finally:
-        transaction.connection.rollback()
-        transaction.connection.close()
+def direct_dialect() -> Dialect:
+    """The dialect direct transactions run in, to make their parameters ready beforehand."""
+    return current_app.extensions[DIRECT_ENGINE].dialect
 
 
 _lock_files = threading.local()

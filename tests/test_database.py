@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from suppress.addresses import email_hash
 from suppress.database import DIRECT_ENGINE, direct_transaction
 from suppress.models import UTCDateTime, db
-from suppress.suppressions import suppress, suppress_hashed
+from suppress.suppressions import Hashed, suppress, suppress_hashed
 
 
 def test_migrations_build_exactly_what_the_models_describe(app):
@@ -70,6 +70,10 @@ def test_a_naive_time_is_refused_on_every_backend():
             UTCDateTime().bind_processor(dialect)(datetime(2026, 1, 1))
 
 
+def bounced(email: str) -> Hashed:
+    return Hashed(email, email_hash(email), reason="bounced")
+
+
 def test_direct_writers_in_many_threads_take_turns_and_all_commit(make_app, tmp_path):
     """SQLite writers queue on a lock file beside the database instead of sleeping on it."""
     app = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'own.db'}", SQLITE_BUSY_TIMEOUT_MS=50)
@@ -81,9 +85,7 @@ def test_direct_writers_in_many_threads_take_turns_and_all_commit(make_app, tmp_
             for number in range(40):
                 email = f"person{thread}.{number}@yritys.fi"
                 with direct_transaction() as transaction:
-                    suppress_hashed(
-                        transaction, email, email_hash(email), reason="bounced", source="test"
-                    )
+                    suppress_hashed(transaction, [bounced(email)], source="test")
 
     workers = [threading.Thread(target=write, args=(thread,)) for thread in range(4)]
     for worker in workers:
@@ -130,9 +132,7 @@ def test_a_direct_transaction_replaces_a_dropped_connection_before_its_first_sta
     real = engine.raw_connection
     monkeypatch.setattr(engine, "raw_connection", lambda: next(connections, None) or real())
     with direct_transaction() as transaction:
-        assert suppress_hashed(
-            transaction, "a@b.fi", email_hash("a@b.fi"), reason="bounced", source="test"
-        )
+        assert suppress_hashed(transaction, [bounced("a@b.fi")], source="test") == 1
     monkeypatch.undo()
     assert db.session.execute(text("SELECT count(*) FROM suppressions")).scalar() == 1
 
@@ -140,13 +140,9 @@ def test_a_direct_transaction_replaces_a_dropped_connection_before_its_first_sta
 def test_a_connection_dropped_after_the_first_statement_fails_the_transaction(app, monkeypatch):
     def write_two() -> None:
         with direct_transaction() as transaction:
-            suppress_hashed(
-                transaction, "a@b.fi", email_hash("a@b.fi"), reason="bounced", source="t"
-            )
+            suppress_hashed(transaction, [bounced("a@b.fi")], source="t")
             transaction.connection = DroppedByTheServer(transaction.connection)
-            suppress_hashed(
-                transaction, "c@d.fi", email_hash("c@d.fi"), reason="bounced", source="t"
-            )
+            suppress_hashed(transaction, [bounced("c@d.fi")], source="t")
 
     with pytest.raises(db.engine.dialect.loaded_dbapi.OperationalError):
         write_two()
