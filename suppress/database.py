@@ -161,53 +161,57 @@ class Bulk:
         self.columns = dict(columns)
         self.build = build
         self._sql: dict[tuple[str, int], str] = {}
-        self._processors: dict[str, list[Callable[[Any], Any] | None]] = {}
+        self._processors: dict[str, list[tuple[int, Callable[[Any], Any]]]] = {}
 
     def ready(self, dialect: Dialect, rows: Sequence[Sequence[Any]]) -> list[tuple[str, list]]:
         """The SQL and parameters running the statement over ``rows`` (values in the order of
         ``columns``): one statement on PostgreSQL, one per 256 rows on SQLite."""
         if not rows:
             return []
-        processed = self._processed(dialect, rows)
+        processors = self._processors_for(dialect)
         if dialect.name == "postgresql":
-            return [(self.sql(dialect, 0), processed)]
-        largest, width, ready = BULK_SIZES[-1], len(self.columns), []
-        for start in range(0, len(rows), largest):
-            chunk = [*zip(*(given[start : start + largest] for given in processed), strict=True)]
-            size = next(size for size in BULK_SIZES if size >= len(chunk))
-            flat = [value for row in chunk for value in row]
-            flat.extend([None] * (width * (size - len(chunk))))
-            ready.append((self.sql(dialect, size), flat))
+            arrays = [[*given] for given in zip(*rows, strict=True)]
+            for position, process in processors:
+                arrays[position] = [*map(process, arrays[position])]
+            return [(self.sql(dialect, 0), arrays)]
+        width = len(self.columns)
+        flat = [value for row in rows for value in row]
+        if len(flat) != width * len(rows):
+            raise ValueError(f"every row needs {width} values: {', '.join(self.columns)}")
+        for position, process in processors:
+            flat[position::width] = [*map(process, flat[position::width])]
+        ready, step = [], BULK_SIZES[-1] * width
+        for start in range(0, len(flat), step):
+            chunk = flat[start : start + step]
+            size = next(size for size in BULK_SIZES if size * width >= len(chunk))
+            chunk.extend([None] * (size * width - len(chunk)))
+            ready.append((self.sql(dialect, size), chunk))
         return ready
 
-    def _processed(self, dialect: Dialect, rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
-        """The values column by column, each through its type's bind processor."""
+    def _processors_for(self, dialect: Dialect) -> list[tuple[int, Callable[[Any], Any]]]:
+        """Each column's position and bind processor, for the columns whose type has one."""
         if dialect.name not in self._processors:
-            self._processors[dialect.name] = [
-                type_.dialect_impl(dialect).bind_processor(dialect)
-                for type_ in self.columns.values()
+            processors = [
+                (position, type_.dialect_impl(dialect).bind_processor(dialect))
+                for position, type_ in enumerate(self.columns.values())
             ]
-        columns = zip(*rows, strict=True)
-        return [
-            [*map(process, given)] if process else [*given]
-            for given, process in zip(columns, self._processors[dialect.name], strict=True)
-        ]
+            self._processors[dialect.name] = [(at, does) for at, does in processors if does]
+        return self._processors[dialect.name]
 
     def sql(self, dialect: Dialect, size: int) -> str:
         """The statement for ``size`` rows (any number on PostgreSQL, ``size`` 0)."""
         if (dialect.name, size) not in self._sql:
             statement = self.build(dialect, self._incoming(dialect, size))
             compiled = _Compiled.of(statement, dialect)
-            names = [name for name in compiled.names if name not in compiled.fixed]
-            if names != self._names(dialect, size):
-                raise ValueError(f"a Bulk statement binds only its rows, not {names}")
+            if [*compiled.names] != self._names(dialect, size):
+                raise ValueError(f"a Bulk statement binds only its rows, not {compiled.names}")
             self._sql[dialect.name, size] = compiled.sql
         return self._sql[dialect.name, size]
 
     def _names(self, dialect: Dialect, size: int) -> list[str]:
         if dialect.name == "postgresql":
             return [*self.columns]
-        return [f"{name}_{index}" for index in range(size) for name in self.columns]
+        return [f"{name}__{index}" for index in range(size) for name in self.columns]
 
     def _incoming(self, dialect: Dialect, size: int) -> FromClause:
         shape = [column(name, type_) for name, type_ in self.columns.items()]
@@ -215,7 +219,9 @@ class Bulk:
             arrays = [bindparam(name, type_=ARRAY(type_)) for name, type_ in self.columns.items()]
             return func.unnest(*arrays).table_valued(*shape).render_derived(name="incoming")
         rows = [
-            tuple(bindparam(f"{name}_{index}", type_=type_) for name, type_ in self.columns.items())
+            tuple(
+                bindparam(f"{name}__{index}", type_=type_) for name, type_ in self.columns.items()
+            )
             for index in range(size)
         ]
         padded = values(*shape, name="padded").data(rows).cte("padded")

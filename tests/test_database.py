@@ -8,11 +8,11 @@ from flask import current_app
 from flask_migrate import downgrade, upgrade
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import DateTime, text
+from sqlalchemy import DateTime, Integer, String, literal_column, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from suppress.addresses import email_hash
-from suppress.database import DIRECT_ENGINE, direct_transaction
+from suppress.database import DIRECT_ENGINE, Bulk, direct_transaction
 from suppress.models import UTCDateTime, db
 from suppress.suppressions import Hashed, suppress, suppress_hashed
 
@@ -147,3 +147,27 @@ def test_a_connection_dropped_after_the_first_statement_fails_the_transaction(ap
     with pytest.raises(db.engine.dialect.loaded_dbapi.OperationalError):
         write_two()
     assert db.session.execute(text("SELECT count(*) FROM suppressions")).scalar() == 0
+
+
+def test_a_bulk_statement_over_more_rows_than_a_chunk_returns_them_all(app):
+    listed = Bulk(
+        {"slug": String(64), "rank": Integer()},
+        lambda dialect, incoming: select(incoming.c.slug, incoming.c.rank + literal_column("1")),
+    )
+    rows = [(f"list-{number}", number) for number in range(300)]
+    with direct_transaction() as transaction:
+        returned = transaction.run_bulk(listed.ready(transaction.dialect, rows))
+    assert sorted(returned, key=lambda row: row[1]) == [(slug, rank + 1) for slug, rank in rows]
+
+
+def test_a_bulk_statement_binds_nothing_but_its_rows(app):
+    binding = Bulk(
+        {"slug": String(64)},
+        lambda dialect, incoming: select(incoming.c.slug).where(incoming.c.slug != "news"),
+    )
+    with pytest.raises(ValueError, match="binds only its rows"):
+        binding.ready(db.engine.dialect, [("news",)])
+    narrow = Bulk({"slug": String(64), "rank": Integer()}, lambda dialect, incoming: select(1))
+    if db.engine.dialect.name == "sqlite":
+        with pytest.raises(ValueError, match="every row needs 2 values"):
+            narrow.ready(db.engine.dialect, [("news",)])
