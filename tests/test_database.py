@@ -12,7 +12,7 @@ from sqlalchemy import DateTime, Integer, String, literal_column, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from suppress.addresses import email_hash
-from suppress.database import DIRECT_ENGINE, Bulk, direct_transaction
+from suppress.database import DIRECT_ENGINE, Bulk, Prepared, direct_transaction
 from suppress.models import UTCDateTime, db
 from suppress.suppressions import Hashed, suppress, suppress_hashed
 
@@ -171,3 +171,32 @@ def test_a_bulk_statement_binds_nothing_but_its_rows(app):
     if db.engine.dialect.name == "sqlite":
         with pytest.raises(ValueError, match="every row needs 2 values"):
             narrow.ready(db.engine.dialect, [("news",)])
+
+
+class Boom(Exception):
+    pass
+
+
+def run_twice_in_one_statement() -> None:
+    one = Prepared(select(literal_column("1")))
+    with direct_transaction(one_statement=True) as transaction:
+        transaction.run(one).close()
+        transaction.run(one)
+
+
+def suppress_then_fail() -> None:
+    with direct_transaction() as transaction:
+        suppress_hashed(transaction, [bounced("a@b.fi")], source="test")
+        raise Boom
+
+
+def test_a_one_statement_transaction_refuses_a_second_statement_on_postgresql(app):
+    """There its statement commits by itself: a second could not be rolled back with it. The
+    connection goes back to the pool in transaction mode."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs every direct block as a transaction")
+    with pytest.raises(RuntimeError, match="second statement"):
+        run_twice_in_one_statement()
+    with pytest.raises(Boom):
+        suppress_then_fail()
+    assert db.session.execute(text("SELECT count(*) FROM suppressions")).scalar() == 0

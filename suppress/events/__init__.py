@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from suppress.database import direct_dialect, direct_transaction
 from suppress.events import store
-from suppress.events.engagement import count_engagement, judge_machines
+from suppress.events.engagement import judge_machines
 from suppress.events.history import events_for, exported_events
 from suppress.events.rows import row_of
-from suppress.events.rules import Rules, apply_rules
+from suppress.events.rules import Rules, acted_on, apply_rules
 from suppress.models import utcnow
 from suppress.providers.base import Event
 
@@ -42,8 +42,8 @@ def record_events(provider: str, events: Sequence[Event], rules: Rules) -> Recor
     rows = [row_of(provider, event, received_at) for event in events]
     judge_machines(rows, rules.machine_open_window)
     inserts = store.ready(direct_dialect(), rows)
-    with direct_transaction() as transaction:
-        new = store.insert_new(transaction, inserts, rows)
-        count_engagement(transaction, new)
+    # Without a rule to apply, the events are stored by a single statement on PostgreSQL.
+    with direct_transaction(one_statement=not acted_on(rows)) as transaction:
+        new = store.store(transaction, inserts, rows)
         apply_rules(transaction, provider, new, rules)
     return Recorded(received=len(rows), stored=len(new))

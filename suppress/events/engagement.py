@@ -4,8 +4,8 @@ Opens and clicks by machines never count: the provider's own verdict first, then
 privacy proxies and security scanners, then the timing (an open or click within seconds of a
 delivery to the address is a machine fetching the message as it arrives; few providers say
 so). Nothing counts for a person who objected, was erased or is restricted (R-GDPR-10). A
-request's human events are added up per address in Python, and the register takes them in one
-statement.
+request's human events are added up per address in SQL, by the statement that moves the
+register's counters.
 """
 
 import re
@@ -14,10 +14,11 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
-    Dialect,
-    Integer,
     String,
+    Subquery,
+    Update,
     and_,
     case,
     exists,
@@ -27,7 +28,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.sql.expression import Executable, FromClause
+from sqlalchemy.sql.expression import FromClause
 
 from suppress.database import Bulk, DirectTransaction
 from suppress.events.rows import Row
@@ -109,35 +110,23 @@ def early_open(incoming: FromClause) -> ColumnElement[bool]:
 
 
 def count_engagement(transaction: DirectTransaction, rows: Sequence[Row]) -> None:
-    """Counters and last-seen times on the addresses in the register, human events only."""
-    tallies: dict[str, list[Any]] = {}
-    for row in rows:
-        values = row.values
-        if values["type"] in ENGAGING and row.email and not values["machine"]:
-            tally = tallies.setdefault(values["email_hash"], [0, None] * len(ENGAGING))
-            slot = 2 * _SLOTS[values["type"]]
-            tally[slot] += 1
-            at = values["occurred_at"]
-            if tally[slot + 1] is None or tally[slot + 1] < at:
-                tally[slot + 1] = at
-    if tallies:
-        tallied = [(digest, *tally) for digest, tally in tallies.items()]
-        transaction.run_bulk(_ENGAGEMENT.ready(transaction.dialect, tallied))
+    """Counters and last-seen times on the addresses in the register, for the human events
+    among the new ``rows``, in one statement. (On PostgreSQL the INSERT storing the events does
+    this itself: see ``store``.)"""
+    human = [
+        (values["email_hash"], values["type"], values["machine"], values["occurred_at"])
+        for values in (row.values for row in rows)
+        if values["type"] in ENGAGING and values["email_hash"] and not values["machine"]
+    ]
+    if human:
+        transaction.run_bulk(_COUNTING.ready(transaction.dialect, human))
 
 
-_SLOTS = {kind: slot for slot, kind in enumerate(ENGAGING)}
-# An address's tally: its hash, then a count and the latest time for each engaging type.
-_TALLY = {"email_hash": String(64)} | {
-    name: type_
-    for count, last_seen, _ in ENGAGING.values()
-    for name, type_ in ((count, Integer()), (last_seen, UTCDateTime()))
-}
-
-
-def _engagement_update(dialect: Dialect, incoming: FromClause) -> Executable:
-    """Add each address's counts and move its last-seen times forward, unless the person
-    objected or was erased (R-GDPR-10) or their data is restricted (Art. 18)."""
-    table = Address.__table__
+def engagement_update(events: FromClause) -> Update:
+    """Add up the human events among ``events`` per address (a count and the latest time for
+    each engaging type), and move the register's counters and last-seen times forward, unless
+    the person objected or was erased (R-GDPR-10) or their data is restricted (Art. 18)."""
+    table, tallies = Address.__table__, _tallies(events)
 
     def later(column: str, at: ColumnElement[Any]) -> ColumnElement[Any]:
         current = table.c[column]
@@ -145,8 +134,8 @@ def _engagement_update(dialect: Dialect, incoming: FromClause) -> Executable:
 
     changes = {}
     for count, last_seen, also in ENGAGING.values():
-        at = incoming.c[last_seen]
-        changes[count] = table.c[count] + incoming.c[count]
+        at = tallies.c[last_seen]
+        changes[count] = table.c[count] + tallies.c[count]
         changes |= {column: later(column, at) for column in (last_seen, *also)}
     stopped = exists().where(
         Suppression.email_hash == table.c.email_hash,
@@ -156,7 +145,7 @@ def _engagement_update(dialect: Dialect, incoming: FromClause) -> Executable:
     return (
         update(table)
         .where(
-            table.c.email_hash == incoming.c.email_hash,
+            table.c.email_hash == tallies.c.email_hash,
             not_(table.c.restricted),
             not_(stopped),
         )
@@ -164,4 +153,26 @@ def _engagement_update(dialect: Dialect, incoming: FromClause) -> Executable:
     )
 
 
-_ENGAGEMENT = Bulk(_TALLY, _engagement_update)
+def _tallies(events: FromClause) -> Subquery:
+    columns: list[ColumnElement[Any]] = [events.c.email_hash]
+    for kind, (count, last_seen, _) in ENGAGING.items():
+        of_kind = events.c.type == literal_column(f"'{kind}'")
+        columns.append(func.count().filter(of_kind).label(count))
+        columns.append(func.max(events.c.occurred_at).filter(of_kind).label(last_seen))
+    human = and_(
+        events.c.email_hash.is_not(None),
+        not_(events.c.machine),
+        events.c.type.in_([literal_column(f"'{kind}'") for kind in ENGAGING]),
+    )
+    return select(*columns).where(human).group_by(events.c.email_hash).subquery("tallies")
+
+
+_COUNTING = Bulk(
+    {
+        "email_hash": String(64),
+        "type": String(16),
+        "machine": Boolean(),
+        "occurred_at": UTCDateTime(),
+    },
+    lambda dialect, incoming: engagement_update(incoming),
+)

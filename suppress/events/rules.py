@@ -61,11 +61,16 @@ class _Action:
     lift: bool = False
 
 
+def acted_on(rows: Sequence[Row]) -> list[Row]:
+    """The rows whose events a rule acts on."""
+    return [row for row in rows if row.email and row.values["type"] in ACTING]
+
+
 def apply_rules(
     transaction: DirectTransaction, provider: str, rows: Sequence[Row], rules: Rules
 ) -> None:
     """The suppression rules for the new events ``rows``, in order."""
-    acting = [row for row in rows if row.email and row.values["type"] in ACTING]
+    acting = acted_on(rows)
     if not acting:
         return
     source = f"webhook:{provider}"
