@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import Dialect, column, create_engine, event, func, select, values
+from sqlalchemy import Dialect, column, create_engine, event, func, select, union_all
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.sql import bindparam
@@ -146,7 +146,7 @@ class Bulk:
 
     The statement reads the rows from ``incoming``, which has ``columns``: on PostgreSQL one
     array per column, unnested, so that any number of rows is one statement of one shape, which
-    psycopg prepares once; on SQLite a VALUES list of up to 256 rows, padded with rows of NULLs
+    psycopg prepares once; on SQLite up to 256 rows of bound values, padded with rows of NULLs
     that ``incoming`` leaves out, so the first column must never be NULL. The statement binds
     nothing else: its parameters are the rows themselves, which ``ready`` puts through each
     column's bind processor (before a SQLite writer's turn, when the caller wants).
@@ -218,15 +218,20 @@ class Bulk:
         if dialect.name == "postgresql":
             arrays = [bindparam(name, type_=ARRAY(type_)) for name, type_ in self.columns.items()]
             return func.unnest(*arrays).table_valued(*shape).render_derived(name="incoming")
+        # Rows as a subquery, not a WITH clause: Python's sqlite3 opens a transaction by itself
+        # only before a statement that starts with INSERT, UPDATE, DELETE or REPLACE.
         rows = [
-            tuple(
-                bindparam(f"{name}__{index}", type_=type_) for name, type_ in self.columns.items()
+            select(
+                *(
+                    bindparam(f"{name}__{index}", type_=type_).label(name)
+                    for name, type_ in self.columns.items()
+                )
             )
             for index in range(size)
         ]
-        padded = values(*shape, name="padded").data(rows).cte("padded")
+        padded = (union_all(*rows) if size > 1 else rows[0]).subquery("padded")
         first = padded.c[next(iter(self.columns))]
-        return select(padded).where(first.is_not(None)).cte("incoming")
+        return select(padded).where(first.is_not(None)).subquery("incoming")
 
 
 class DirectTransaction:
@@ -277,15 +282,6 @@ class DirectTransaction:
             except self.dialect.loaded_dbapi.Error:
                 self.connection.invalidate()
         self.connection.close()
-
-    def begin(self) -> None:
-        """Open the transaction. On SQLite explicitly: Python's sqlite3 opens one by itself only
-        before a statement that starts with INSERT, UPDATE, DELETE or REPLACE, and a Bulk
-        statement starts with WITH. IMMEDIATE takes the write lock now, waiting for it within
-        the busy timeout, where a transaction that read first could fail to write at once.
-        (PostgreSQL's driver opens the transaction with the first statement.)"""
-        if self.dialect.name == "sqlite":
-            self._execute(lambda cursor: cursor.execute("BEGIN IMMEDIATE")).close()
 
     def run(self, prepared: Prepared, **values: Any) -> Any:
         """Execute ``prepared`` with ``values``; returns the cursor to fetch from."""
@@ -364,7 +360,6 @@ def direct_transaction(*, one_statement: bool = False) -> Iterator[DirectTransac
     with _writer_turn(engine):
         transaction = DirectTransaction.on(engine, one_statement=one_statement)
         try:
-            transaction.begin()
             yield transaction
             transaction.commit()
         except BaseException:

@@ -4,22 +4,23 @@ Opens and clicks by machines never count: the provider's own verdict first, then
 privacy proxies and security scanners, then the timing (an open or click within seconds of a
 delivery to the address is a machine fetching the message as it arrives; few providers say
 so). Nothing counts for a person who objected, was erased or is restricted (R-GDPR-10). A
-request's human events are added up per address in SQL, by the statement that moves the
-register's counters.
+request's human events are added up per address first, and the register takes them in one
+statement.
 """
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
     ColumnElement,
+    Integer,
     String,
     Subquery,
     Update,
     and_,
+    bindparam,
     case,
     exists,
     func,
@@ -30,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.expression import FromClause
 
-from suppress.database import Bulk, DirectTransaction
+from suppress.database import DirectTransaction, Prepared
 from suppress.events.rows import Row
 from suppress.models import GLOBAL_SCOPE, Address, Suppression, UTCDateTime
 from suppress.models import Event as StoredEvent
@@ -111,49 +112,27 @@ def early_open(incoming: FromClause) -> ColumnElement[bool]:
 
 def count_engagement(transaction: DirectTransaction, rows: Sequence[Row]) -> None:
     """Counters and last-seen times on the addresses in the register, for the human events
-    among the new ``rows``, in one statement. (On PostgreSQL the INSERT storing the events does
-    this itself: see ``store``.)"""
-    human = [
-        (values["email_hash"], values["type"], values["machine"], values["occurred_at"])
-        for values in (row.values for row in rows)
-        if values["type"] in ENGAGING and values["email_hash"] and not values["machine"]
-    ]
-    if human:
-        transaction.run_bulk(_COUNTING.ready(transaction.dialect, human))
+    among the new ``rows``: added up here, moved by one statement. (On PostgreSQL the INSERT
+    storing the events does both itself, see ``tallies`` and ``store``.)"""
+    counted: dict[str, list[Any]] = {}
+    for values in (row.values for row in rows):
+        if values["type"] in ENGAGING and values["email_hash"] and not values["machine"]:
+            tally = counted.setdefault(values["email_hash"], [0, None] * len(ENGAGING))
+            slot = 2 * _SLOTS[values["type"]]
+            tally[slot] += 1
+            if tally[slot + 1] is None or tally[slot + 1] < values["occurred_at"]:
+                tally[slot + 1] = values["occurred_at"]
+    if counted:
+        names = [*_TALLY]
+        tallied = [
+            dict(zip(names, (digest, *tally), strict=True)) for digest, tally in counted.items()
+        ]
+        transaction.run_many(_COUNTING, tallied)
 
 
-def engagement_update(events: FromClause) -> Update:
-    """Add up the human events among ``events`` per address (a count and the latest time for
-    each engaging type), and move the register's counters and last-seen times forward, unless
-    the person objected or was erased (R-GDPR-10) or their data is restricted (Art. 18)."""
-    table, tallies = Address.__table__, _tallies(events)
-
-    def later(column: str, at: ColumnElement[Any]) -> ColumnElement[Any]:
-        current = table.c[column]
-        return case((and_(at.is_not(None), current.is_(None) | (current < at)), at), else_=current)
-
-    changes = {}
-    for count, last_seen, also in ENGAGING.values():
-        at = tallies.c[last_seen]
-        changes[count] = table.c[count] + tallies.c[count]
-        changes |= {column: later(column, at) for column in (last_seen, *also)}
-    stopped = exists().where(
-        Suppression.email_hash == table.c.email_hash,
-        Suppression.scope == literal_column(f"'{GLOBAL_SCOPE}'"),
-        Suppression.reason.in_([literal_column("'objected'"), literal_column("'erased'")]),
-    )
-    return (
-        update(table)
-        .where(
-            table.c.email_hash == tallies.c.email_hash,
-            not_(table.c.restricted),
-            not_(stopped),
-        )
-        .values(changes)
-    )
-
-
-def _tallies(events: FromClause) -> Subquery:
+def tallies(events: FromClause) -> Subquery:
+    """The human events among ``events`` added up per address, as ``count_engagement`` adds
+    them up: for each engaging type, a count and the latest time."""
     columns: list[ColumnElement[Any]] = [events.c.email_hash]
     for kind, (count, last_seen, _) in ENGAGING.items():
         of_kind = events.c.type == literal_column(f"'{kind}'")
@@ -167,12 +146,47 @@ def _tallies(events: FromClause) -> Subquery:
     return select(*columns).where(human).group_by(events.c.email_hash).subquery("tallies")
 
 
-_COUNTING = Bulk(
-    {
-        "email_hash": String(64),
-        "type": String(16),
-        "machine": Boolean(),
-        "occurred_at": UTCDateTime(),
-    },
-    lambda dialect, incoming: engagement_update(incoming),
+def engagement_update(tallied: Mapping[str, ColumnElement[Any]]) -> Update:
+    """Add each address's counts and move its last-seen times forward, unless the person
+    objected or was erased (R-GDPR-10) or their data is restricted (Art. 18).
+
+    ``tallied`` names the tally's columns: those of ``tallies``, or parameters bound per address.
+    """
+    table = Address.__table__
+
+    def later(column: str, at: ColumnElement[Any]) -> ColumnElement[Any]:
+        current = table.c[column]
+        return case((and_(at.is_not(None), current.is_(None) | (current < at)), at), else_=current)
+
+    changes = {}
+    for count, last_seen, also in ENGAGING.values():
+        at = tallied[last_seen]
+        changes[count] = table.c[count] + tallied[count]
+        changes |= {column: later(column, at) for column in (last_seen, *also)}
+    stopped = exists().where(
+        Suppression.email_hash == table.c.email_hash,
+        Suppression.scope == literal_column(f"'{GLOBAL_SCOPE}'"),
+        Suppression.reason.in_([literal_column("'objected'"), literal_column("'erased'")]),
+    )
+    return (
+        update(table)
+        .where(
+            table.c.email_hash == tallied["email_hash"],
+            not_(table.c.restricted),
+            not_(stopped),
+        )
+        .values(changes)
+    )
+
+
+_SLOTS = {kind: slot for slot, kind in enumerate(ENGAGING)}
+# An address's tally: its hash, then a count and the latest time for each engaging type.
+_TALLY = {"email_hash": String(64)} | {
+    name: type_
+    for count, last_seen, _ in ENGAGING.values()
+    for name, type_ in ((count, Integer()), (last_seen, UTCDateTime()))
+}
+# One address's tally per execution, many in one driver call: SQLite runs them in process.
+_COUNTING = Prepared(
+    engagement_update({name: bindparam(name, type_=type_) for name, type_ in _TALLY.items()})
 )

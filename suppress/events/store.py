@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.expression import Executable, FromClause
 
 from suppress.database import Bulk, DirectTransaction
-from suppress.events.engagement import count_engagement, early_open, engagement_update
+from suppress.events.engagement import count_engagement, early_open, engagement_update, tallies
 from suppress.events.rows import COLUMNS, Row
 from suppress.models import Event as StoredEvent
 from suppress.models import UTCDateTime
@@ -66,7 +66,7 @@ def _insert(dialect: Dialect, incoming: FromClause) -> Executable:
     if dialect.name != "postgresql":
         return statement.returning(_TABLE.c.provider_event_id, _TABLE.c.machine)
     new = statement.returning(*(_TABLE.c[name] for name in _COUNTED)).cte("new")
-    counted = engagement_update(new).cte("counted")
+    counted = engagement_update(tallies(new).c).cte("counted")
     return select(new.c.provider_event_id, new.c.machine).add_cte(counted)
 
 
