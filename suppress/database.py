@@ -48,8 +48,15 @@ def init_app(app: Flask) -> None:
         app.extensions[DIRECT_ENGINE] = engine
     else:
         # The hot paths skip the ping, a round trip per request: their first statement is
-        # retried on a fresh connection instead (DirectTransaction).
-        app.extensions[DIRECT_ENGINE] = create_engine(engine.url, pool_pre_ping=False)
+        # retried on a fresh connection instead (DirectTransaction). Their statements, which
+        # psycopg prepares, are lookups by key and rows unnested from arrays: the server's
+        # default would plan those afresh on every run (an array's length changes the
+        # estimate), which costs more than running them, so they keep one generic plan.
+        app.extensions[DIRECT_ENGINE] = create_engine(
+            engine.url,
+            pool_pre_ping=False,
+            connect_args={"options": "-c plan_cache_mode=force_generic_plan"},
+        )
 
 
 def dispose(app: Flask) -> None:
