@@ -20,7 +20,6 @@ from sqlalchemy import (
     Subquery,
     Update,
     and_,
-    bindparam,
     case,
     exists,
     func,
@@ -31,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.expression import FromClause
 
-from suppress.database import DirectTransaction, Prepared
+from suppress.database import Bulk, DirectTransaction
 from suppress.events.rows import Row
 from suppress.models import GLOBAL_SCOPE, Address, Suppression, UTCDateTime
 from suppress.models import Event as StoredEvent
@@ -113,21 +112,20 @@ def early_open(incoming: FromClause) -> ColumnElement[bool]:
 def count_engagement(transaction: DirectTransaction, rows: Sequence[Row]) -> None:
     """Counters and last-seen times on the addresses in the register, for the human events
     among the new ``rows``: added up here, moved by one statement. (On PostgreSQL the INSERT
-    storing the events does both itself, see ``tallies`` and ``store``.)"""
+    storing the events does both itself, see ``tallies``.)"""
     counted: dict[str, list[Any]] = {}
     for values in (row.values for row in rows):
-        if values["type"] in ENGAGING and values["email_hash"] and not values["machine"]:
-            tally = counted.setdefault(values["email_hash"], [0, None] * len(ENGAGING))
-            slot = 2 * _SLOTS[values["type"]]
+        kind, digest = values["type"], values["email_hash"]
+        if kind in ENGAGING and digest and not values["machine"]:
+            tally = counted.get(digest)
+            if tally is None:
+                tally = counted[digest] = [digest, *[0, None] * len(ENGAGING)]
+            at, slot = values["occurred_at"], _SLOTS[kind]
             tally[slot] += 1
-            if tally[slot + 1] is None or tally[slot + 1] < values["occurred_at"]:
-                tally[slot + 1] = values["occurred_at"]
+            if tally[slot + 1] is None or tally[slot + 1] < at:
+                tally[slot + 1] = at
     if counted:
-        names = [*_TALLY]
-        tallied = [
-            dict(zip(names, (digest, *tally), strict=True)) for digest, tally in counted.items()
-        ]
-        transaction.run_many(_COUNTING, tallied)
+        transaction.run_bulk(_COUNTING.ready(transaction.dialect, [*counted.values()]))
 
 
 def tallies(events: FromClause) -> Subquery:
@@ -179,14 +177,11 @@ def engagement_update(tallied: Mapping[str, ColumnElement[Any]]) -> Update:
     )
 
 
-_SLOTS = {kind: slot for slot, kind in enumerate(ENGAGING)}
 # An address's tally: its hash, then a count and the latest time for each engaging type.
 _TALLY = {"email_hash": String(64)} | {
     name: type_
     for count, last_seen, _ in ENGAGING.values()
     for name, type_ in ((count, Integer()), (last_seen, UTCDateTime()))
 }
-# One address's tally per execution, many in one driver call: SQLite runs them in process.
-_COUNTING = Prepared(
-    engagement_update({name: bindparam(name, type_=type_) for name, type_ in _TALLY.items()})
-)
+_SLOTS = {kind: 1 + 2 * index for index, kind in enumerate(ENGAGING)}
+_COUNTING = Bulk(_TALLY, lambda dialect, incoming: engagement_update(incoming.c))
