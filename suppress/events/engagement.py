@@ -73,7 +73,7 @@ def judge_machines(rows: Sequence[Row], window: timedelta) -> None:
         _judge_by_deliveries_here(rows, undecided, window)
 
 
-def _judge_by_deliveries_here(rows: Sequence[Row], undecided: list[Row], window: timedelta):
+def _judge_by_deliveries_here(rows: Sequence[Row], undecided: list[Row], window: timedelta) -> None:
     digests = {row.values["email_hash"] for row in undecided}
     delivered: dict[str, list[Any]] = {}
     for row in rows:
