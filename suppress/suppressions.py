@@ -15,7 +15,7 @@ import csv
 import functools
 import hashlib
 import re
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain, islice
@@ -247,40 +247,72 @@ def _written_row(
     }
 
 
+@dataclass(frozen=True)
+class Hashed:
+    """A suppression wanted for an address already normalised and hashed (webhook events)."""
+
+    email: str
+    email_hash: str
+    reason: str
+    scope: str = GLOBAL_SCOPE
+    expires_at: datetime | None = None
+
+
 def suppress_hashed(
-    transaction: DirectTransaction,
-    email: str,
-    digest: str,
-    *,
-    reason: str,
-    source: str,
-    scope: str = GLOBAL_SCOPE,
-    expires_at: datetime | None = None,
-) -> bool:
-    """``suppress`` on a direct transaction, for an address already normalised and hashed
-    (webhook events); True when something was written. The scope must exist."""
-    row = _written_row(email, digest, scope, check_reason(reason), source, None, expires_at)
-    written = transaction.run(_DIRECT_UPSERT, **row).fetchone()
-    if written is None:
-        return False
-    action = "suppression.add" if written[2] else "suppression.update"
-    transaction.run(
-        _DIRECT_AUDIT_INSERT, **_audit_entry(source, action, digest, scope, reason, source)
-    )
-    return True
+    transaction: DirectTransaction, wanted: Sequence[Hashed], *, source: str
+) -> int:
+    """``suppress`` on a direct transaction for addresses already normalised and hashed, each
+    address and scope at most once; how many rows were written, each with its audit entry.
+
+    The upserts go in one batch and their audit entries in another: on PostgreSQL each batch is
+    one round trip. A scope must exist; a row for one that does not is skipped.
+    """
+    rows = [
+        _written_row(
+            hashed.email,
+            hashed.email_hash,
+            hashed.scope,
+            check_reason(hashed.reason),
+            source,
+            None,
+            hashed.expires_at,
+        )
+        for hashed in wanted
+    ]
+    entries = [
+        _audit_entry(
+            source,
+            "suppression.add" if written[0][2] else "suppression.update",
+            row["email_hash"],
+            row["scope"],
+            row["reason"],
+            source,
+        )
+        for row, written in zip(rows, transaction.run_each(_DIRECT_UPSERT, rows), strict=True)
+        if written
+    ]
+    if entries:
+        transaction.run_many(_DIRECT_AUDIT_INSERT, entries)
+    return len(entries)
 
 
-def lift_unsubscribe(
-    transaction: DirectTransaction, digest: str, scope: str, *, actor: str
-) -> bool:
-    """Undo an unsubscribe, and only an unsubscribe, on a direct transaction: what a provider's
-    re-subscribe event may do (a complaint, bounce or objection stays). True when lifted."""
-    lifted = transaction.run(_LIFT_UNSUBSCRIBE, email_hash=digest, scope=scope).fetchone()
-    if lifted is None:
-        return False
-    entry = _audit_entry(actor, "suppression.lift", digest, scope, "unsubscribed", lifted[0])
-    transaction.run(_DIRECT_AUDIT_INSERT, **entry)
-    return True
+def lift_unsubscribes(
+    transaction: DirectTransaction, wanted: Sequence[Hashed], *, actor: str
+) -> int:
+    """Undo unsubscribes, and only unsubscribes, on a direct transaction: what a provider's
+    re-subscribe event may do (a complaint, bounce or objection stays); how many were lifted,
+    each with its audit entry. Each address and scope at most once."""
+    keys = [{"email_hash": hashed.email_hash, "scope": hashed.scope} for hashed in wanted]
+    entries = [
+        _audit_entry(
+            actor, "suppression.lift", key["email_hash"], key["scope"], "unsubscribed", lifted[0][0]
+        )
+        for key, lifted in zip(keys, transaction.run_each(_LIFT_UNSUBSCRIBE, keys), strict=True)
+        if lifted
+    ]
+    if entries:
+        transaction.run_many(_DIRECT_AUDIT_INSERT, entries)
+    return len(entries)
 
 
 def _written_columns(created_at: ColumnElement[Any]) -> tuple[ColumnElement[Any], ...]:
