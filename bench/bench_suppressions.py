@@ -198,12 +198,18 @@ def run(url: str, n: int) -> bool:
     return report("suppressed_among", seconds, set_floor, TARGET_RATIO) and ok
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=1_000_000)
+def main_of(run: Callable[[str, int], bool], doc: str, n: int) -> int:
+    """A benchmark's command line: ``--n`` and ``--database-url`` (default: a temporary SQLite
+    file), and exit status 1 when a target failed."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--n", type=int, default=n)
     parser.add_argument("--database-url", help="default: a temporary SQLite file")
     args = parser.parse_args()
     return exit_status(args.database_url, lambda url: run(url, args.n))
+
+
+def main() -> int:
+    return main_of(run, __doc__, 1_000_000)
 
 
 if __name__ == "__main__":

@@ -17,14 +17,20 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import Dialect, create_engine, event
+from sqlalchemy import Dialect, column, create_engine, event, func, select, union_all
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy.sql import bindparam
+from sqlalchemy.sql.expression import Executable, FromClause
+from sqlalchemy.types import TypeEngine
 
 from suppress.models import db
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 DIRECT_ENGINE = "suppress.direct_engine"
+# Rows per Bulk statement on SQLite, which binds every value on its own: a chunk is padded up to
+# the next of these sizes, so that each statement is compiled for five shapes only.
+BULK_SIZES = (1, 4, 16, 64, 256)
 
 
 def init_app(app: Flask) -> None:
@@ -42,8 +48,15 @@ def init_app(app: Flask) -> None:
         app.extensions[DIRECT_ENGINE] = engine
     else:
         # The hot paths skip the ping, a round trip per request: their first statement is
-        # retried on a fresh connection instead (DirectTransaction).
-        app.extensions[DIRECT_ENGINE] = create_engine(engine.url, pool_pre_ping=False)
+        # retried on a fresh connection instead (DirectTransaction). Their statements, which
+        # psycopg prepares, are lookups by key and rows unnested from arrays: the server's
+        # default would plan those afresh on every run (an array's length changes the
+        # estimate), which costs more than running them, so they keep one generic plan.
+        app.extensions[DIRECT_ENGINE] = create_engine(
+            engine.url,
+            pool_pre_ping=False,
+            connect_args={"options": "-c plan_cache_mode=force_generic_plan"},
+        )
 
 
 def dispose(app: Flask) -> None:
@@ -95,11 +108,6 @@ class Prepared:
             self._compiled[dialect.name] = _Compiled.of(self.build(dialect), dialect)
         return self._compiled[dialect.name]
 
-    def in_order(self, dialect: Dialect, parameters: list[Any]) -> list[Any]:
-        """``parameters`` given in statement order, through their bind processors (in place):
-        naming each of thousands of values would cost more than sending it."""
-        return self.compiled(dialect).processed(parameters)
-
     def parameters(self, dialect: Dialect, values: Mapping[str, Any]) -> list[Any]:
         compiled = self.compiled(dialect)
         fixed = compiled.fixed
@@ -140,23 +148,147 @@ class _Compiled:
         return cls(str(compiled), names, fixed, tuple(processors))
 
 
+class Bulk:
+    """A statement over many rows at once, compiled once per dialect (and size, on SQLite).
+
+    The statement reads the rows from ``incoming``, which has ``columns``: on PostgreSQL one
+    array per column, unnested, so that any number of rows is one statement of one shape, which
+    psycopg prepares once; on SQLite up to 256 rows of bound values, padded with rows of NULLs
+    that ``incoming`` leaves out, so the first column must never be NULL. The statement binds
+    nothing else: its parameters are the rows themselves, which ``ready`` puts through each
+    column's bind processor (before a SQLite writer's turn, when the caller wants).
+    """
+
+    def __init__(
+        self,
+        columns: Mapping[str, TypeEngine[Any]],
+        build: Callable[[Dialect, FromClause], Executable],
+    ):
+        """``build(dialect, incoming)`` is the statement."""
+        self.columns = dict(columns)
+        self.build = build
+        self._sql: dict[tuple[str, int], str] = {}
+        self._processors: dict[str, list[tuple[int, Callable[[Any], Any]]]] = {}
+
+    def ready(self, dialect: Dialect, rows: Sequence[Sequence[Any]]) -> list[tuple[str, list]]:
+        """The SQL and parameters running the statement over ``rows`` (values in the order of
+        ``columns``): one statement on PostgreSQL, one per 256 rows on SQLite."""
+        if not rows:
+            return []
+        processors = self._processors_for(dialect)
+        if dialect.name == "postgresql":
+            arrays = [[*given] for given in zip(*rows, strict=True)]
+            for position, process in processors:
+                arrays[position] = [*map(process, arrays[position])]
+            return [(self.sql(dialect, 0), arrays)]
+        width = len(self.columns)
+        flat = [value for row in rows for value in row]
+        if len(flat) != width * len(rows):
+            raise ValueError(f"every row needs {width} values: {', '.join(self.columns)}")
+        for position, process in processors:
+            flat[position::width] = [*map(process, flat[position::width])]
+        ready, step = [], BULK_SIZES[-1] * width
+        for start in range(0, len(flat), step):
+            chunk = flat[start : start + step]
+            size = next(size for size in BULK_SIZES if size * width >= len(chunk))
+            chunk.extend([None] * (size * width - len(chunk)))
+            ready.append((self.sql(dialect, size), chunk))
+        return ready
+
+    def _processors_for(self, dialect: Dialect) -> list[tuple[int, Callable[[Any], Any]]]:
+        """Each column's position and bind processor, for the columns whose type has one."""
+        if dialect.name not in self._processors:
+            processors = [
+                (position, type_.dialect_impl(dialect).bind_processor(dialect))
+                for position, type_ in enumerate(self.columns.values())
+            ]
+            self._processors[dialect.name] = [(at, does) for at, does in processors if does]
+        return self._processors[dialect.name]
+
+    def sql(self, dialect: Dialect, size: int) -> str:
+        """The statement for ``size`` rows (any number on PostgreSQL, ``size`` 0)."""
+        if (dialect.name, size) not in self._sql:
+            statement = self.build(dialect, self._incoming(dialect, size))
+            compiled = _Compiled.of(statement, dialect)
+            if [*compiled.names] != self._names(dialect, size):
+                raise ValueError(f"a Bulk statement binds only its rows, not {compiled.names}")
+            self._sql[dialect.name, size] = compiled.sql
+        return self._sql[dialect.name, size]
+
+    def _names(self, dialect: Dialect, size: int) -> list[str]:
+        if dialect.name == "postgresql":
+            return [*self.columns]
+        return [f"{name}__{index}" for index in range(size) for name in self.columns]
+
+    def _incoming(self, dialect: Dialect, size: int) -> FromClause:
+        shape = [column(name, type_) for name, type_ in self.columns.items()]
+        if dialect.name == "postgresql":
+            arrays = [bindparam(name, type_=ARRAY(type_)) for name, type_ in self.columns.items()]
+            return func.unnest(*arrays).table_valued(*shape).render_derived(name="incoming")
+        # Rows as a subquery, not a WITH clause: Python's sqlite3 opens a transaction by itself
+        # only before a statement that starts with INSERT, UPDATE, DELETE or REPLACE.
+        rows = [
+            select(
+                *(
+                    bindparam(f"{name}__{index}", type_=type_).label(name)
+                    for name, type_ in self.columns.items()
+                )
+            )
+            for index in range(size)
+        ]
+        padded = (union_all(*rows) if size > 1 else rows[0]).subquery("padded")
+        first = padded.c[next(iter(self.columns))]
+        return select(padded).where(first.is_not(None)).subquery("incoming")
+
+
 class DirectTransaction:
     """Runs Prepared statements on one DBAPI connection inside one transaction.
 
     Until a statement has succeeded, a connection the server dropped is replaced and the
     statement tried again: nothing has happened in the transaction yet, and this spares the
     hot paths a ping on every checkout.
+
+    ``one_statement``: on PostgreSQL the transaction is its one statement, run in autocommit
+    mode. The server commits it as a transaction of its own before it answers, which spares
+    the round trips of BEGIN and COMMIT; a second statement is refused, as it would not be
+    rolled back with the first.
     """
 
     def __init__(self, connection: Any, dialect: Dialect, reconnect: Callable[[], Any]):
         self.connection = connection
         self.dialect = dialect
         self._reconnect: Callable[[], Any] | None = reconnect
+        self.one_statement = False
+        self._statements = 0
 
     @classmethod
-    def on(cls, engine: Engine) -> "DirectTransaction":
+    def on(cls, engine: Engine, *, one_statement: bool = False) -> "DirectTransaction":
         """A transaction on a connection from ``engine``'s pool."""
-        return cls(engine.raw_connection(), engine.dialect, engine.raw_connection)
+        if not one_statement or engine.dialect.name != "postgresql":
+            return cls(engine.raw_connection(), engine.dialect, engine.raw_connection)
+
+        def autocommitting() -> Any:
+            connection = engine.raw_connection()
+            connection.driver_connection.autocommit = True
+            return connection
+
+        transaction = cls(autocommitting(), engine.dialect, autocommitting)
+        transaction.one_statement = True
+        return transaction
+
+    def commit(self) -> None:
+        """Commit, unless the one statement has committed itself."""
+        if not self.one_statement:
+            self.connection.commit()
+
+    def close(self) -> None:
+        """Hand the connection back to the pool as the pool gave it."""
+        if self.one_statement:
+            try:
+                self.connection.driver_connection.autocommit = False
+            except self.dialect.loaded_dbapi.Error:
+                self.connection.invalidate()
+        self.connection.close()
 
     def run(self, prepared: Prepared, **values: Any) -> Any:
         """Execute ``prepared`` with ``values``; returns the cursor to fetch from."""
@@ -164,13 +296,21 @@ class DirectTransaction:
         parameters = prepared.parameters(self.dialect, values)
         return self._execute(lambda cursor: cursor.execute(sql, parameters))
 
-    def run_ready(self, prepared: Prepared, ready: list[Any]) -> Any:
-        """Execute ``prepared`` with parameters ``Prepared.in_order`` made ready beforehand (a
-        multi-row INSERT of thousands of values, readied before the writer's turn)."""
-        sql = prepared.compiled(self.dialect).sql
-        return self._execute(lambda cursor: cursor.execute(sql, ready))
+    def run_bulk(self, ready: list[tuple[str, list[Any]]]) -> list[Any]:
+        """Execute what ``Bulk.ready`` made ready; every row returned."""
+        returned = []
+        for sql, parameters in ready:
+            cursor = self._execute(
+                lambda cursor, sql=sql, parameters=parameters: cursor.execute(sql, parameters)
+            )
+            if cursor.description is not None:
+                returned.extend(cursor.fetchall())
+        return returned
 
     def _execute(self, statement: Callable[[Any], Any]) -> Any:
+        if self.one_statement and self._statements:
+            raise RuntimeError("a one-statement transaction cannot run a second statement")
+        self._statements += 1
         cursor = self.connection.cursor()
         try:
             statement(cursor)
@@ -184,23 +324,26 @@ class DirectTransaction:
         self._reconnect = None
         return cursor
 
-    def run_each_returning(self, prepared: Prepared, ready_rows: list[list[Any]]) -> list[Any]:
-        """On PostgreSQL, execute ``prepared`` once per row of ready parameters in one
-        pipelined ``executemany``; every row returned.
+    def run_each(self, prepared: Prepared, rows: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+        """Execute ``prepared`` once per row of values; what each execution returned, in order.
 
-        psycopg parses a statement of more than 50 parameters afresh on every run, so there a
-        big multi-row statement costs more than this. (SQLite's ``executemany`` returns
-        nothing; there a multi-row statement is the fast way.)
+        On PostgreSQL the executions go together in one pipelined ``executemany``, a single
+        round trip; SQLite runs in process, where a loop costs less than anything else.
         """
+        if not rows:
+            return []
         sql = prepared.compiled(self.dialect).sql
-        if len(ready_rows) == 1:  # a pipeline costs more than it saves for a single row
-            return self._execute(lambda cursor: cursor.execute(sql, ready_rows[0])).fetchall()
-        cursor = self._execute(lambda cursor: cursor.executemany(sql, ready_rows, returning=True))
-        returned = []
-        while True:
-            returned.extend(cursor.fetchall())
-            if not cursor.nextset():
-                return returned
+        parameters = [prepared.parameters(self.dialect, row) for row in rows]
+        if self.dialect.name != "postgresql" or len(parameters) == 1:
+            return [
+                self._execute(lambda cursor, row=row: cursor.execute(sql, row)).fetchall()
+                for row in parameters
+            ]
+        cursor = self._execute(lambda cursor: cursor.executemany(sql, parameters, returning=True))
+        returned = [cursor.fetchall()]
+        while cursor.nextset():
+            returned.append(cursor.fetchall())
+        return returned
 
     def run_many(self, prepared: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
         """Execute ``prepared`` once per row, in one driver call."""
@@ -213,34 +356,29 @@ class DirectTransaction:
 
 
 @contextmanager
-def direct_transaction() -> Iterator[DirectTransaction]:
+def direct_transaction(*, one_statement: bool = False) -> Iterator[DirectTransaction]:
     """A pooled connection of its own, committed when the block ends, rolled back on error.
 
-    Nothing is answered before the block has left: a 2xx always follows a commit.
+    Nothing is answered before the block has left: a 2xx always follows a commit. A block that
+    runs a single statement on PostgreSQL says so with ``one_statement`` (see
+    ``DirectTransaction``); SQLite, where BEGIN and COMMIT cost no round trip, ignores it.
     """
     engine = current_app.extensions[DIRECT_ENGINE]
     with _writer_turn(engine):
-        transaction = DirectTransaction.on(engine)
+        transaction = DirectTransaction.on(engine, one_statement=one_statement)
         try:
             yield transaction
-            transaction.connection.commit()
+            transaction.commit()
         except BaseException:
             transaction.connection.rollback()
             raise
         finally:
-            transaction.connection.close()
+            transaction.close()
 
 
-@contextmanager
-def direct_reads() -> Iterator[DirectTransaction]:
-    """A pooled connection for reads ahead of a write, outside the writer's turn."""
-    engine = current_app.extensions[DIRECT_ENGINE]
-    transaction = DirectTransaction.on(engine)
-    try:
-        yield transaction
-    finally:
-        transaction.connection.rollback()
-        transaction.connection.close()
+def direct_dialect() -> Dialect:
+    """The dialect direct transactions run in, to make their parameters ready beforehand."""
+    return current_app.extensions[DIRECT_ENGINE].dialect
 
 
 _lock_files = threading.local()

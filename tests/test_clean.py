@@ -241,6 +241,7 @@ EVERY_KIND = (
     "Jan;n@b.fi;Oy\xa0;q\r\n"
     "Kim;k@b.fi;Oy;o\r\n"
     "Lea;l@b.fi;Oy Ab;m\r\n"
+    "Mia;m@rival.fi;Oy;n\r\n"
 )
 
 
@@ -279,6 +280,7 @@ def written_in_chunks(path, size):
 
 def every_kind(write_csv):
     suppressions.suppress("s@b.fi", reason="complained", source="test")
+    suppressions.suppress_domain("rival.fi", reason="manual", source="test")
     lists.ensure_address("r@b.fi").restricted = True
     db.session.flush()
     digest = md5("k@b.fi")
@@ -306,7 +308,7 @@ def test_a_file_written_a_chunk_at_a_time_is_its_rows_as_the_csv_module_writes_t
         None: 5,
         "invalid": 4,
         "duplicate": 1,
-        "suppressed": 2,
+        "suppressed": 3,
         "restricted": 1,
     }
     assert 'Kim;k@b.fi;Oy;o;suppressed;"hashed list: partner; 2026"' in rejected
@@ -329,3 +331,84 @@ def test_a_long_file_gets_the_list_rules_of_a_short_one(app, write_csv):
     rows = ["ok@gmail.com", "new@gmail.com", "gone@b.fi", "sales@firm.fi", "OK@gmail.com"]
     path = write_csv("email\n" + "\n".join(rows) + "\n")
     assert cleaned(path, mailing_list=shop, chunk_rows=2) == cleaned(path, mailing_list=shop)
+
+
+# A file cleaned in one chunk (in place), and in chunks of one row: on the forked worker, with
+# the suppressions in memory or, past the in-memory limit, looked up chunk by chunk.
+@pytest.fixture(
+    params=[(20_000, None), (1, None), (1, 0)],
+    ids=["one chunk", "worker", "worker, looked up"],
+)
+def chunk_rows(request, monkeypatch):
+    rows, in_memory_limit = request.param
+    if in_memory_limit is not None:
+        monkeypatch.setattr(suppressions, "IN_MEMORY_LIMIT", in_memory_limit)
+    return rows
+
+
+def test_an_address_in_a_suppressed_domain_is_suppressed_naming_the_rule(
+    app, write_csv, chunk_rows
+):
+    suppressions.suppress_domain("*.rival.fi", reason="manual", source="test")
+    suppressions.suppress_domain("Bücher.de", reason="objected", source="test")
+    path = write_csv("email\nm@sales.rival.fi\nm@rival.fi\nX@BÜCHER.DE\nm@b.fi\n")
+    assert [row[2:] for row in cleaned(path, chunk_rows=chunk_rows)] == [
+        ("suppressed", "domain *.rival.fi (manual, global)"),
+        (None, ""),
+        ("suppressed", "domain xn--bcher-kva.de (objected, global)"),
+        (None, ""),
+    ]
+
+
+def test_a_domain_suppression_on_a_list_applies_only_when_cleaning_for_that_list(
+    app, write_csv, chunk_rows
+):
+    news = lists.create_list("news", "News")
+    suppressions.suppress_domain("rival.fi", reason="manual", source="test", scope="news")
+    path = write_csv("email\nm@rival.fi\nn@rival.fi\n")
+    assert [row[2:] for row in cleaned(path, chunk_rows=chunk_rows)] == [(None, "")] * 2
+    assert [row[2:] for row in cleaned(path, mailing_list=news, chunk_rows=chunk_rows)] == [
+        ("suppressed", "domain rival.fi (manual, news)")
+    ] * 2
+
+
+def test_an_addresss_own_suppression_is_named_before_its_domains(app, write_csv, chunk_rows):
+    suppressions.suppress("m@rival.fi", reason="complained", source="test")
+    suppressions.suppress_domain("rival.fi", reason="manual", source="test")
+    path = write_csv("email\nm@rival.fi\nn@rival.fi\n")
+    assert [row[2:] for row in cleaned(path, chunk_rows=chunk_rows)] == [
+        ("suppressed", "global: complained"),
+        ("suppressed", "domain rival.fi (manual, global)"),
+    ]
+
+
+def test_a_restricted_address_is_named_by_its_suppression_first(app, write_csv, chunk_rows):
+    """R-GDPR-8 comes after suppression, whichever the order the register is matched in."""
+    for address in ("own@b.fi", "x@rival.fi", "hashed@b.fi", "r@b.fi"):
+        lists.ensure_address(address).restricted = True
+    db.session.flush()
+    suppressions.suppress("own@b.fi", reason="complained", source="test")
+    suppressions.suppress_domain("rival.fi", reason="manual", source="test")
+    suppressions.import_hashed_suppressions([md5("hashed@b.fi")], "md5", "partner", print)
+    path = write_csv("email\nown@b.fi\nx@rival.fi\nhashed@b.fi\nr@b.fi\n")
+    assert [row[2:] for row in cleaned(path, chunk_rows=chunk_rows)] == [
+        ("suppressed", "global: complained"),
+        ("suppressed", "domain rival.fi (manual, global)"),
+        ("suppressed", "hashed list: partner"),
+        ("restricted", "processing of the address is restricted (GDPR Art. 18)"),
+    ]
+
+
+def test_domain_rules_are_read_once_per_file(app, write_csv, monkeypatch):
+    suppressions.suppress_domain("rival.fi", reason="manual", source="test")
+    calls = []
+    real = clean.domain_rules
+    monkeypatch.setattr(clean, "domain_rules", lambda slug: calls.append(slug) or real(slug))
+    path = write_csv("email\na@rival.fi\nb@b.fi\nc@rival.fi\nd@b.fi\n")
+    assert [reason for _, _, reason, _ in cleaned(path, chunk_rows=1)] == [
+        "suppressed",
+        None,
+        "suppressed",
+        None,
+    ]
+    assert calls == [None]

@@ -8,13 +8,13 @@ from flask import current_app
 from flask_migrate import downgrade, upgrade
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import DateTime, text
+from sqlalchemy import DateTime, Integer, String, inspect, literal_column, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from suppress.addresses import email_hash
-from suppress.database import DIRECT_ENGINE, direct_transaction
+from suppress.database import DIRECT_ENGINE, Bulk, Prepared, direct_transaction
 from suppress.models import UTCDateTime, db
-from suppress.suppressions import suppress, suppress_hashed
+from suppress.suppressions import Hashed, suppress, suppress_domain, suppress_hashed
 
 
 def test_migrations_build_exactly_what_the_models_describe(app):
@@ -40,20 +40,36 @@ def test_sqlite_syncs_every_commit_when_asked(make_app, tmp_path):
         assert connection.execute(text("PRAGMA synchronous")).scalar() == 2
 
 
-def test_downgrade_refuses_to_drop_suppressions(make_app, tmp_path, capfd):
+@pytest.mark.parametrize(
+    ("write", "revision", "table"),
+    [
+        (lambda: suppress("a@b.fi", reason="unsubscribed", source="link"), "base", "suppressions"),
+        (
+            lambda: suppress_domain("*.example.fi", reason="manual", source="cli:test"),
+            "49f2e646a3a5",
+            "domain_suppressions",
+        ),
+    ],
+)
+def test_downgrade_refuses_to_drop_suppressions_and_undoes_an_empty_table(
+    make_app, tmp_path, capfd, write, revision, table
+):
     app = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'own.db'}")
     with app.app_context():
         upgrade()
-        suppress("a@b.fi", reason="unsubscribed", source="link")
+        write()
         db.session.commit()
         with pytest.raises(SystemExit):
-            downgrade(revision="base")
-        assert (
-            "refusing to downgrade: the suppressions table holds 1 rows" in capfd.readouterr().err
-        )
+            downgrade(revision=revision)
+        assert f"refusing to downgrade: the {table} table holds 1 rows" in capfd.readouterr().err
         db.session.remove()
-        count = db.session.execute(text("SELECT count(*) FROM suppressions")).scalar()
-        assert count == 1
+        assert db.session.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 1
+        db.session.execute(text(f"DELETE FROM {table}"))
+        db.session.commit()
+        downgrade(revision=revision)
+        assert table not in inspect(db.engine).get_table_names()
+        upgrade()
+        assert table in inspect(db.engine).get_table_names()
 
 
 @given(st.datetimes(timezones=st.timezones()))
@@ -70,6 +86,10 @@ def test_a_naive_time_is_refused_on_every_backend():
             UTCDateTime().bind_processor(dialect)(datetime(2026, 1, 1))
 
 
+def bounced(email: str) -> Hashed:
+    return Hashed(email, email_hash(email), reason="bounced")
+
+
 def test_direct_writers_in_many_threads_take_turns_and_all_commit(make_app, tmp_path):
     """SQLite writers queue on a lock file beside the database instead of sleeping on it."""
     app = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'own.db'}", SQLITE_BUSY_TIMEOUT_MS=50)
@@ -81,9 +101,7 @@ def test_direct_writers_in_many_threads_take_turns_and_all_commit(make_app, tmp_
             for number in range(40):
                 email = f"person{thread}.{number}@yritys.fi"
                 with direct_transaction() as transaction:
-                    suppress_hashed(
-                        transaction, email, email_hash(email), reason="bounced", source="test"
-                    )
+                    suppress_hashed(transaction, [bounced(email)], source="test")
 
     workers = [threading.Thread(target=write, args=(thread,)) for thread in range(4)]
     for worker in workers:
@@ -130,9 +148,7 @@ def test_a_direct_transaction_replaces_a_dropped_connection_before_its_first_sta
     real = engine.raw_connection
     monkeypatch.setattr(engine, "raw_connection", lambda: next(connections, None) or real())
     with direct_transaction() as transaction:
-        assert suppress_hashed(
-            transaction, "a@b.fi", email_hash("a@b.fi"), reason="bounced", source="test"
-        )
+        assert suppress_hashed(transaction, [bounced("a@b.fi")], source="test") == 1
     monkeypatch.undo()
     assert db.session.execute(text("SELECT count(*) FROM suppressions")).scalar() == 1
 
@@ -140,14 +156,63 @@ def test_a_direct_transaction_replaces_a_dropped_connection_before_its_first_sta
 def test_a_connection_dropped_after_the_first_statement_fails_the_transaction(app, monkeypatch):
     def write_two() -> None:
         with direct_transaction() as transaction:
-            suppress_hashed(
-                transaction, "a@b.fi", email_hash("a@b.fi"), reason="bounced", source="t"
-            )
+            suppress_hashed(transaction, [bounced("a@b.fi")], source="t")
             transaction.connection = DroppedByTheServer(transaction.connection)
-            suppress_hashed(
-                transaction, "c@d.fi", email_hash("c@d.fi"), reason="bounced", source="t"
-            )
+            suppress_hashed(transaction, [bounced("c@d.fi")], source="t")
 
     with pytest.raises(db.engine.dialect.loaded_dbapi.OperationalError):
         write_two()
+    assert db.session.execute(text("SELECT count(*) FROM suppressions")).scalar() == 0
+
+
+def test_a_bulk_statement_over_more_rows_than_a_chunk_returns_them_all(app):
+    listed = Bulk(
+        {"slug": String(64), "rank": Integer()},
+        lambda dialect, incoming: select(incoming.c.slug, incoming.c.rank + literal_column("1")),
+    )
+    rows = [(f"list-{number}", number) for number in range(300)]
+    with direct_transaction() as transaction:
+        returned = transaction.run_bulk(listed.ready(transaction.dialect, rows))
+    assert sorted(returned, key=lambda row: row[1]) == [(slug, rank + 1) for slug, rank in rows]
+
+
+def test_a_bulk_statement_binds_nothing_but_its_rows(app):
+    binding = Bulk(
+        {"slug": String(64)},
+        lambda dialect, incoming: select(incoming.c.slug).where(incoming.c.slug != "news"),
+    )
+    with pytest.raises(ValueError, match="binds only its rows"):
+        binding.ready(db.engine.dialect, [("news",)])
+    narrow = Bulk({"slug": String(64), "rank": Integer()}, lambda dialect, incoming: select(1))
+    if db.engine.dialect.name == "sqlite":
+        with pytest.raises(ValueError, match="every row needs 2 values"):
+            narrow.ready(db.engine.dialect, [("news",)])
+
+
+class Boom(Exception):
+    pass
+
+
+def run_twice_in_one_statement() -> None:
+    one = Prepared(select(literal_column("1")))
+    with direct_transaction(one_statement=True) as transaction:
+        transaction.run(one).close()
+        transaction.run(one)
+
+
+def suppress_then_fail() -> None:
+    with direct_transaction() as transaction:
+        suppress_hashed(transaction, [bounced("a@b.fi")], source="test")
+        raise Boom
+
+
+def test_a_one_statement_transaction_refuses_a_second_statement_on_postgresql(app):
+    """There its statement commits by itself: a second could not be rolled back with it. The
+    connection goes back to the pool in transaction mode."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs every direct block as a transaction")
+    with pytest.raises(RuntimeError, match="second statement"):
+        run_twice_in_one_statement()
+    with pytest.raises(Boom):
+        suppress_then_fail()
     assert db.session.execute(text("SELECT count(*) FROM suppressions")).scalar() == 0

@@ -271,3 +271,110 @@ def test_a_failed_commit_leaves_nothing_behind_and_says_so(app, matti, commits_f
     assert stored_events() == []
     assert suppressed() == set()
     assert address_row().click_count == 0
+
+
+def test_an_open_within_seconds_of_a_delivery_in_the_same_request_is_a_machine(app, matti):
+    record(
+        event("delivered", message_id="m1"),
+        event("opened", message_id="m1", occurred_at=START + timedelta(seconds=3)),
+        event("clicked", message_id="m1", occurred_at=START + timedelta(minutes=30)),
+    )
+    row = address_row()
+    assert (row.open_count, row.click_count) == (0, 1)
+    assert [stored.machine for stored in stored_events()] == [False, True, False]
+
+
+@pytest.mark.parametrize(
+    ("kinds", "expected"),
+    [
+        (["unsubscribed", "resubscribed"], set()),
+        (["resubscribed", "unsubscribed"], {("global", "unsubscribed", "webhook:test")}),
+        (["unsubscribed", "complained"], {("global", "complained", "webhook:test")}),
+    ],
+)
+def test_events_for_one_address_in_one_request_act_in_their_order(app, kinds, expected):
+    record(*(event(kind, occurred_at=START + timedelta(hours=n)) for n, kind in enumerate(kinds)))
+    assert suppressed() == expected
+    assert len(db.session.scalars(select(AuditEntry)).all()) == len(kinds) - (
+        kinds[0] == "resubscribed"
+    )
+
+
+def mixed_request(domain: str) -> list[Event]:
+    """A request of many addresses, some with several events, touching every rule."""
+    people = [f"{name}@{domain}" for name in ("aino", "eino", "ilmari", "kerttu", "lempi")]
+    aino, eino, ilmari, kerttu, lempi = people
+    at = lambda hours: START + timedelta(hours=hours)  # noqa: E731
+    return [
+        event("sent", aino, occurred_at=at(0)),
+        event("delivered", aino, occurred_at=at(0.001)),
+        event("opened", aino, occurred_at=at(0.002)),
+        event("opened", aino, occurred_at=at(1)),
+        event("clicked", aino, occurred_at=at(2)),
+        event("unsubscribed", aino, occurred_at=at(3), list_slug="news"),
+        event("bounced", eino, occurred_at=at(0), bounce_class="soft"),
+        event("bounced", eino, occurred_at=at(1), bounce_class="soft"),
+        event("bounced", eino, occurred_at=at(2), bounce_class="soft"),
+        event("bounced", eino, occurred_at=at(3), bounce_class="hard"),
+        event("complained", ilmari, occurred_at=at(0)),
+        event("unsubscribed", ilmari, occurred_at=at(1)),
+        event("unsubscribed", kerttu, occurred_at=at(0)),
+        event("resubscribed", kerttu, occurred_at=at(1)),
+        event("unsubscribed", kerttu, occurred_at=at(2), list_slug="news"),
+        event("bounced", lempi, occurred_at=at(0), bounce_class="hard", diagnostic="5.7.26"),
+        event("clicked", lempi, occurred_at=at(1), user_agent="Barracuda scanner"),
+        event("sent", lempi, occurred_at=at(2)),
+    ]
+
+
+def state_of(domain: str) -> dict[str, object]:
+    """What the request left for the addresses at ``domain``, by local part."""
+    db.session.expire_all()
+    names = {
+        address.email_hash: address.email.split("@")[0]
+        for address in db.session.scalars(select(Address).where(Address.domain == domain))
+    }
+    counters = [
+        "sent_count",
+        "open_count",
+        "click_count",
+        "last_sent_at",
+        "last_opened_at",
+        "last_clicked_at",
+        "last_active_at",
+    ]
+    return {
+        "suppressions": sorted(
+            (names[row.email_hash], row.scope, row.reason, row.expires_at)
+            for row in db.session.scalars(select(Suppression))
+            if row.email_hash in names
+        ),
+        "audit": sorted(
+            (names[entry.email_hash], entry.action, entry.scope, entry.detail["reason"])
+            for entry in db.session.scalars(select(AuditEntry))
+            if entry.email_hash in names
+        ),
+        "register": {
+            names[address.email_hash]: [getattr(address, name) for name in counters]
+            for address in db.session.scalars(select(Address).where(Address.domain == domain))
+        },
+        "events": [
+            (names[stored.email_hash], stored.type, stored.bounce_class, stored.machine)
+            for stored in stored_events()
+            if stored.email_hash in names
+        ],
+    }
+
+
+def test_a_request_of_many_addresses_ends_as_its_events_one_by_one_would(app):
+    create_list("news", "Uutiskirje")
+    for domain in ("yksi.fi", "kaksi.fi"):
+        for recipient in {item.recipient for item in mixed_request(domain)}:
+            ensure_address(recipient)
+    db.session.commit()
+    record(*mixed_request("yksi.fi"))
+    for one in mixed_request("kaksi.fi"):
+        record(one)
+    together, one_by_one = state_of("yksi.fi"), state_of("kaksi.fi")
+    assert together == one_by_one
+    assert {name for name, *_ in together["suppressions"]} == {"aino", "eino", "ilmari", "kerttu"}

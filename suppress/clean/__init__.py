@@ -7,12 +7,12 @@ lists, restriction, the list's rules; ``register``). Memory is bounded by the ch
 plus one entry per distinct address, to find duplicates. ``cleaned_chunks()`` and
 ``write_cleaned()`` (``written``) do the same for a file a chunk at a time.
 
-A file of more than one chunk uses both cores: a worker process takes the first look while this
-one reads, judges and writes the rows, and the suppressions in scope (and, without a list, the
-restricted addresses) are matched in memory, read in one pass by a thread while the first
-chunks are read and normalised, instead of looked up chunk by chunk. It reads the database and
-never writes to it, except that minting unsubscribe links (``links=True``) creates the Address
-rows the links refer to. The caller writes the outputs and owns the transaction.
+A file of more than one chunk uses both cores: a worker process takes the first look while this one
+reads, judges and writes the rows, and the suppressions in scope (with the domain rules and, without
+a list, the restricted addresses) are matched in memory, read in one pass by a thread while the
+first chunks are read and normalised, instead of looked up chunk by chunk. It reads the database and
+never writes to it, except that minting unsubscribe links (``links=True``) creates the Address rows
+the links refer to. The caller writes the outputs and owns the transaction.
 """
 
 from collections import deque
@@ -42,10 +42,12 @@ from suppress.clean.written import (
     write_cleaned,
 )
 from suppress.csvfiles import CsvError, CsvRecord, RawChunk
+from suppress.domains import DomainRules
 from suppress.models import MailingList, db
 from suppress.suppressions import (
     DIGEST_KEY_BYTES,
     covering_suppressions,
+    domain_rules,
     hash_algorithms_present,
     hashed_matches,
     packed_suppressions,
@@ -134,9 +136,10 @@ def clean_rows(
 ) -> Iterator[Cleaned]:
     """Each record with its verdict, in input order; every record gives exactly one.
 
-    Without a list only the suppressions in the global scope, the partners' hashed lists and
-    restriction apply; with one, also its own suppressions and the rules on lawful basis and
-    audience (R-GDPR-1, R-FI-1, R-FI-5).
+    Without a list only the suppressions in the global scope (of addresses and of domains), the
+    partners' hashed lists and restriction apply; with one, also its own suppressions and the
+    rules on lawful basis and audience (R-GDPR-1, R-FI-1, R-FI-5). The domain rules are read
+    once, for the whole file.
     """
     chunks = cleaned_chunks(
         _raw(records, chunk_rows),
@@ -178,11 +181,16 @@ def cleaned_chunks(
     writing it."""
     if links:
         tokens.page_url("check")  # refuses an http:// base URL before anything is written
+    domains = domain_rules(mailing_list.slug if mailing_list else None)
     read = (_Chunk(raw, email_index) for raw in chunks)
     first = [*filter(None, (next(read, None), next(read, None)))]
-    keep_normalised = links or mailing_list is not None or bool(hash_algorithms_present())
+    # The main process needs the normal forms for what it matches by address: links, a list's
+    # rules, hashed lists, and domains unless the first look matches them.
+    keep_normalised = (
+        links or mailing_list is not None or bool(domains) or bool(hash_algorithms_present())
+    )
     column = firstlook.Column(separator, email_index)
-    judge = _Judge(mailing_list, links, width, separator)
+    judge = _Judge(mailing_list, links, width, separator, domains)
     if len(first) > 1:
         # The worker first: forking a process that runs threads is unsafe.
         looker: Looker = firstlook.InWorker(column, keep_normalised)
@@ -192,7 +200,7 @@ def cleaned_chunks(
                 chain(first, read),
                 looker,
                 judge,
-                reader.submit(_in_memory, db.session.connection(), mailing_list),
+                reader.submit(_in_memory, db.session.connection(), mailing_list, domains),
             )
     else:
         looker = firstlook.InPlace(column, keep_normalised)
@@ -239,11 +247,14 @@ def _learn(in_memory: Future[InMemory], judge: "_Judge", looker: Looker) -> None
     looker.learn(in_memory.result())
 
 
-def _in_memory(connection: Connection, mailing_list: MailingList | None) -> InMemory:
-    """What the first look of a long file matches in memory (run by the reader thread)."""
+def _in_memory(
+    connection: Connection, mailing_list: MailingList | None, domains: DomainRules
+) -> InMemory:
+    """What the first look of a long file matches in memory (run by the reader thread): the
+    domain rules only with the suppressions, which come first."""
     suppressions = packed_suppressions(connection, mailing_list.slug if mailing_list else None)
     restricted = None if mailing_list else frozenset(register.restricted(connection))
-    return InMemory(suppressions, restricted)
+    return InMemory(suppressions, restricted, domains if suppressions is not None else None)
 
 
 def _overflow(problem: str, fields: list[str], width: int) -> str:
@@ -254,12 +265,20 @@ def _overflow(problem: str, fields: list[str], width: int) -> str:
 
 class _Judge:
     """The verdicts on a chunk: the first look's, worded, then what the database says about
-    the addresses still open. What the first look matched in memory is not looked up again."""
+    the addresses still open, in REJECT_REASONS' order. What the first look matched in memory
+    is not looked up again."""
 
     def __init__(
-        self, mailing_list: MailingList | None, links: bool, width: int, separator: str
+        self,
+        mailing_list: MailingList | None,
+        links: bool,
+        width: int,
+        separator: str,
+        domains: DomainRules,
     ) -> None:
         self.mailing_list = mailing_list
+        # Matched here unless the first look matches them with the suppressions.
+        self.domains = domains or None
         self.width = width
         self.separator = separator
         self.slug = mailing_list.slug if mailing_list else None
@@ -272,11 +291,18 @@ class _Judge:
     def learn(self, in_memory: InMemory) -> None:
         self.suppressions_looked_up = in_memory.suppressions is None
         self.restricted_looked_up = self.mailing_list is None and in_memory.restricted is None
+        if in_memory.domains is not None:
+            self.domains = None
 
     def judged(self, chunk: _Chunk, look: Look) -> "CleanedChunk":
         """The chunk with its verdicts (and links)."""
         verdicts = _worded(look)
-        if self.suppressions_looked_up or self.restricted_looked_up or look.normalised:
+        if (
+            self.suppressions_looked_up
+            or self.restricted_looked_up
+            or look.normalised
+            or look.restricted
+        ):
             self._looked_up(chunk, look, verdicts)
         for position in chunk.missing:
             verdicts[position] = _NO_ADDRESS
@@ -295,7 +321,8 @@ class _Judge:
         )
 
     def _looked_up(self, chunk: _Chunk, look: Look, verdicts: dict[int, tuple[str, str]]) -> None:
-        """What the first look did not match in memory, for the rows it left open."""
+        """What the first look did not match in memory, for the rows it left open; its
+        restricted rows wait for the suppressions found here."""
         passed = {*chunk.rows.skipped, *look.blank}
         open_ = [
             (index, look.digests[index * DIGEST_BYTES : (index + 1) * DIGEST_BYTES])
@@ -305,7 +332,11 @@ class _Judge:
         if self.suppressions_looked_up:
             self._suppressed(open_, verdicts)
         if look.normalised is not None:
+            if self.domains is not None:
+                _by_domain(self.domains, open_, look.normalised, verdicts)
             self._hashed(open_, look.normalised, verdicts)
+        for index in look.restricted:
+            verdicts.setdefault(index, ("restricted", RESTRICTED))
         self._rules(open_, look.normalised, verdicts)
 
     def _suppressed(
@@ -368,8 +399,21 @@ class _Judge:
         return links
 
 
+def _by_domain(
+    domains: DomainRules,
+    open_: list[tuple[int, bytes]],
+    normalised: list[str],
+    verdicts: dict[int, tuple[str, str]],
+) -> None:
+    covering = domains.covering
+    for index, _ in open_:
+        if index not in verdicts and (rule := covering(normalised[index])):
+            verdicts[index] = ("suppressed", str(rule))
+
+
 def _worded(look: Look) -> dict[int, tuple[str, str]]:
-    """The first look's verdicts with their details, by row index in the chunk sent."""
+    """The first look's verdicts with their details, by row index in the chunk sent; all but
+    restriction, which comes after what the register may still find."""
     verdicts = dict.fromkeys(look.missing, _NO_ADDRESS)
     for index, why in look.invalid.items():
         verdicts[index] = ("invalid", why)
@@ -377,6 +421,6 @@ def _worded(look: Look) -> dict[int, tuple[str, str]]:
         verdicts[index] = ("duplicate", f"same address as line {first}")
     for index, (scope, why) in look.suppressed.items():
         verdicts[index] = ("suppressed", f"{scope}: {why}")
-    for index in look.restricted:
-        verdicts[index] = ("restricted", RESTRICTED)
+    for index, rule in look.by_domain.items():
+        verdicts[index] = ("suppressed", str(rule))
     return verdicts

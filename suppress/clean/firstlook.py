@@ -1,11 +1,11 @@
 """The first look at a send list's addresses: what can be told from the addresses alone.
 
-For each address of a chunk: its normal form and hash, or why it has none; the line of an
-earlier row with the same address; and, when the register is matched in memory (a long file),
-the suppression that blocks it or its restriction. This is most of a clean's work per row and
-needs no database and no app, so for a long file a worker process does it on the other core
-(``InWorker``) while ``clean`` reads, judges and writes the rows; a short file has it done in
-place (``InPlace``). Either way, chunk after chunk in file order, with the same results.
+For each address of a chunk: its normal form and hash, or why it has none; the line of an earlier
+row with the same address; and, when the register is matched in memory (a long file), the
+suppression that blocks it (its own, else its domain's) or its restriction. This is most of a
+clean's work per row and needs no database and no app, so for a long file a worker process does it
+on the other core (``InWorker``) while ``clean`` reads, judges and writes the rows; a short file has
+it done in place (``InPlace``). Either way, chunk after chunk in file order, with the same results.
 
 The worker is forked: it starts at once with everything imported, and touches nothing it
 inherited but the addresses and what it is to match in memory. It normalises the chunks that
@@ -21,6 +21,7 @@ from typing import NamedTuple, Protocol
 
 from suppress import csvfiles
 from suppress.addresses import InvalidAddress, email_digest, normalise_stripped
+from suppress.domains import DomainRule, DomainRules
 from suppress.suppressions import DIGEST_KEY_BYTES, PackedSuppressions
 
 DIGEST_BYTES = 32
@@ -32,11 +33,14 @@ _FORK = multiprocessing.get_context("fork")
 
 
 class InMemory(NamedTuple):
-    """What is matched in memory: the suppressions in scope, and the digest keys of the
-    restricted addresses; None where the main process looks them up itself."""
+    """What is matched in memory: the suppressions in scope, the digest keys of the restricted
+    addresses, and the domain rules in scope (only with the suppressions: an address's own
+    suppression is named before its domain's); None where the main process looks them up or
+    matches them itself."""
 
     suppressions: PackedSuppressions | None
     restricted: frozenset[bytes] | None
+    domains: DomainRules | None = None
 
 
 NOTHING_IN_MEMORY = InMemory(None, None)
@@ -64,12 +68,13 @@ class Rows(NamedTuple):
 class Look(NamedTuple):
     """What the first look found for one chunk, by each row's index in it.
 
-    ``digests`` packs the SHA-256 digest of every normal form, DIGEST_BYTES each (zeros where
-    there is none). A row not skipped is in at most one of ``blank`` (every field empty),
-    ``missing`` (no address), ``invalid`` (why), ``repeats`` (the line that had the address
-    first), ``suppressed`` (scope and reason) and ``restricted``. ``padded`` lists the plain
-    rows with a field to strip. ``normalised`` holds the normal forms ("" where there is none),
-    when they were asked for.
+    ``digests`` packs the SHA-256 digest of every normal form, DIGEST_BYTES each (zeros where there
+    is none). A row not skipped is in at most one of ``blank`` (every field empty), ``missing`` (no
+    address), ``invalid`` (why), ``repeats`` (the line that had the address first), ``suppressed``
+    (scope and reason), ``by_domain`` (the domain rule) and ``restricted``: restriction is named
+    after the suppressions the main process may still find (partners' hashed lists). ``padded``
+    lists the plain rows with a field to strip. ``normalised`` holds the normal forms ("" where
+    there is none), when they were asked for.
     """
 
     digests: bytes
@@ -78,6 +83,7 @@ class Look(NamedTuple):
     invalid: dict[int, str]
     repeats: dict[int, int]
     suppressed: dict[int, tuple[str, str]]
+    by_domain: dict[int, DomainRule]
     restricted: list[int]
     padded: list[int]
     normalised: list[str] | None
@@ -122,6 +128,7 @@ class FirstLook:
         self.keep_normalised = keep_normalised
         self.met: dict[bytes, int | tuple[str, str]] = {}
         self.restricted: frozenset[bytes] = frozenset()
+        self.domains: DomainRules | None = None
 
     def learn(self, in_memory: InMemory) -> None:
         if in_memory.suppressions is not None:
@@ -129,6 +136,8 @@ class FirstLook:
             self.met.update(met)
         if in_memory.restricted is not None:
             self.restricted = in_memory.restricted
+        if in_memory.domains:
+            self.domains = in_memory.domains
 
     def of(self, rows: Rows) -> Look:
         return self.judged(rows, normal_forms(rows, self.column))
@@ -139,8 +148,10 @@ class FirstLook:
         unaddressed = {*rows.skipped, *blank, *missing, *invalid}
         repeats: dict[int, int] = {}
         suppressed: dict[int, tuple[str, str]] = {}
+        by_domain: dict[int, DomainRule] = {}
         restricted: list[int] = []
         met, earlier, restricted_keys = self.met, self.met.get, self.restricted
+        covering = self.domains.covering if self.domains else None
         for index, line in enumerate(rows.lines):
             if index in unaddressed:
                 continue
@@ -148,7 +159,9 @@ class FirstLook:
             found = earlier(key)
             if found is None:
                 met[key] = line
-                if key in restricted_keys:
+                if covering and (rule := covering(normalised[index])):
+                    by_domain[index] = rule
+                elif key in restricted_keys:
                     restricted.append(index)
             elif type(found) is int:
                 repeats[index] = found
@@ -156,7 +169,18 @@ class FirstLook:
                 suppressed[index] = found
                 met[key] = line
         kept = normalised if self.keep_normalised else None
-        return Look(digests, blank, missing, invalid, repeats, suppressed, restricted, padded, kept)
+        return Look(
+            digests,
+            blank,
+            missing,
+            invalid,
+            repeats,
+            suppressed,
+            by_domain,
+            restricted,
+            padded,
+            kept,
+        )
 
 
 def normal_forms(rows: Rows, column: Column) -> _NormalForms:

@@ -15,6 +15,7 @@ from suppress.clean.firstlook import (
     InWorker,
     Rows,
 )
+from suppress.domains import DomainRule, DomainRules
 from suppress.models import REASONS
 from suppress.suppressions import DIGEST_KEY_BYTES, PackedSuppressions
 
@@ -26,7 +27,8 @@ FIRST = Rows(
     picked={3: "not-an-address"},
     skipped=[],
 )
-SECOND = Rows(lines=[8, 9, 10], texts="Eve,r@b.fi\nFay,e@b.fi\n", picked={}, skipped=[2])
+SECOND = Rows(lines=[8, 9, 10], texts="Eve,r@b.fi\nFay,f@rival.fi\n", picked={}, skipped=[2])
+RIVAL = DomainRule("rival.fi", "global", "manual")
 
 
 def key(address):
@@ -36,6 +38,7 @@ def key(address):
 IN_MEMORY = InMemory(
     suppressions=PackedSuppressions(None, b"", key("s@b.fi") + bytes([REASONS.index("bounced")])),
     restricted=frozenset({key("r@b.fi")}),
+    domains=DomainRules([RIVAL]),
 )
 
 
@@ -49,7 +52,7 @@ def looks(looker):
         looker.close()
 
 
-def test_the_first_look_finds_repeats_suppressions_and_restrictions_in_memory():
+def test_the_first_look_finds_repeats_suppressions_domains_and_restrictions_in_memory():
     first, second = looks(InPlace(COLUMN, keep_normalised=True))
     assert first.repeats == {1: 2}
     assert first.padded == [1]
@@ -58,6 +61,7 @@ def test_the_first_look_finds_repeats_suppressions_and_restrictions_in_memory():
     assert first.suppressed == {5: ("global", "bounced")}
     assert first.normalised == ["a@b.fi", "a@b.fi", "", "", "", "s@b.fi"]
     assert second.restricted == [0]
+    assert second.by_domain == {1: RIVAL}
     assert second.digests[64:] == bytes(32)
 
 
