@@ -40,8 +40,9 @@ class CsvRecord(NamedTuple):
     """One data row as its raw fields (a tuple: ``clean`` makes millions), or the problem.
 
     ``fields`` is empty when the row could not be split at all. ``text`` is the row's line as
-    read, without its line end, when the row is plain: one line with no quote character and the
-    header's width. Writing ``fields`` with the file's separator gives that text again.
+    read, without its line end, when the row is plain: one line with no quote character, the
+    header's width and no field to strip (see ``unpadded``). Writing ``fields`` with the file's
+    separator gives that text again, and stripping them changes nothing.
     """
 
     line: int
@@ -249,10 +250,12 @@ class CsvFile:
 
         A plain line is not taken apart at all (the csv module would only split it); a line
         with a quote character goes to the csv module, which reads on while a quoted field
-        spans lines.
+        spans lines. A line with a field to strip is split here: whoever strips it needs the
+        fields anyway, and every other line can be used as it is.
         """
         width, separator = len(self.columns), self.separator
         separators = width - 1
+        plain = unpadded(separator)
         longest = csv.field_size_limit()
         chunk = RawChunk()
         add_line, add_text = chunk.lines.append, chunk.texts.append
@@ -261,7 +264,7 @@ class CsvFile:
             line += 1
             if '"' not in text and len(text) <= longest:
                 body = text.rstrip("\r\n")
-                if body and body.count(separator) == separators:
+                if body and body.count(separator) == separators and plain(body):
                     add_line(line)
                     add_text(body)
                     if len(chunk.lines) >= size:

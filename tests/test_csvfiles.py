@@ -100,20 +100,23 @@ def test_records_are_what_the_csv_module_reads_and_plain_lines_keep_their_text(s
     assert [record[:3] for record in records] == read_by_the_csv_module(text, separator)
     for record in records:
         if record.text is not None:
+            assert [field.strip() for field in record.fields] == record.fields
             written = io.StringIO()
             csv.writer(written, delimiter=separator).writerow(record.fields)
             assert written.getvalue() == record.text + "\r\n"
 
 
 def test_raw_chunks_leave_a_plain_line_unsplit_and_give_any_other_its_fields(write_csv):
-    path = write_csv('email;note\na@b.fi;x\n"b@b.fi";y\n\nc@b.fi\n')
+    """Plain: no quote, the header's width, and no field to strip."""
+    path = write_csv('email;note\na@b.fi;x\n"b@b.fi";y\n\nc@b.fi\nd@b.fi; z\n')
     with CsvFile(path) as table:
         (chunk,) = table.raw_chunks(10)
-    assert chunk.lines == [2, 3, 5]
-    assert chunk.texts == ["a@b.fi;x", "", ""]
+    assert chunk.lines == [2, 3, 5, 6]
+    assert chunk.texts == ["a@b.fi;x", "", "", ""]
     assert chunk.others == {
         1: (["b@b.fi", "y"], None),
         2: (["c@b.fi"], "1 fields where the header has 2"),
+        3: (["d@b.fi", " z"], None),
     }
 
 

@@ -19,7 +19,6 @@ from collections import deque
 from multiprocessing.connection import Connection
 from typing import NamedTuple, Protocol
 
-from suppress import csvfiles
 from suppress.addresses import InvalidAddress, email_digest, normalise_stripped
 from suppress.domains import DomainRule, DomainRules
 from suppress.suppressions import DIGEST_KEY_BYTES, PackedSuppressions
@@ -72,8 +71,8 @@ class Look(NamedTuple):
     is none). A row not skipped is in at most one of ``blank`` (every field empty), ``missing`` (no
     address), ``invalid`` (why), ``repeats`` (the line that had the address first), ``suppressed``
     (scope and reason), ``by_domain`` (the domain rule) and ``restricted``: restriction is named
-    after the suppressions the main process may still find (partners' hashed lists). ``padded``
-    lists the plain rows with a field to strip. ``normalised`` holds the normal forms ("" where
+    after the suppressions the main process may still find (partners' hashed lists).
+    ``normalised`` holds the normal forms ("" where
     there is none), when they were asked for.
     """
 
@@ -85,7 +84,6 @@ class Look(NamedTuple):
     suppressed: dict[int, tuple[str, str]]
     by_domain: dict[int, DomainRule]
     restricted: list[int]
-    padded: list[int]
     normalised: list[str] | None
 
 
@@ -94,7 +92,6 @@ class _NormalForms(NamedTuple):
     blank: list[int]
     missing: list[int]
     invalid: dict[int, str]
-    padded: list[int]
     normalised: list[str]
 
 
@@ -144,7 +141,7 @@ class FirstLook:
 
     def judged(self, rows: Rows, forms: _NormalForms) -> Look:
         """The Look of a chunk whose normal forms are known, in file order."""
-        digests, blank, missing, invalid, padded, normalised = forms
+        digests, blank, missing, invalid, normalised = forms
         unaddressed = {*rows.skipped, *blank, *missing, *invalid}
         repeats: dict[int, int] = {}
         suppressed: dict[int, tuple[str, str]] = {}
@@ -178,7 +175,6 @@ class FirstLook:
             suppressed,
             by_domain,
             restricted,
-            padded,
             kept,
         )
 
@@ -186,14 +182,12 @@ class FirstLook:
 def normal_forms(rows: Rows, column: Column) -> _NormalForms:
     """Each row's address, found in its text if need be, in its normal form and hashed."""
     separator, at = column
-    unpadded = csvfiles.unpadded(separator)
     picked = rows.picked
     special = {*picked, *rows.skipped}
     digests = bytearray()
     blank: list[int] = []
     missing: list[int] = []
     invalid: dict[int, str] = {}
-    padded: list[int] = []
     normalised: list[str] = []
     add_normal = normalised.append
     for index, text in enumerate(rows.texts.split("\n")):
@@ -201,9 +195,6 @@ def normal_forms(rows: Rows, column: Column) -> _NormalForms:
             address = picked.get(index, "")
         else:
             address = text.split(separator, at + 1)[at]
-            if not unpadded(text):
-                padded.append(index)
-                address = address.strip()
             if not address:
                 empty = not text.replace(separator, "").strip()
                 (blank if empty else missing).append(index)
@@ -220,7 +211,7 @@ def normal_forms(rows: Rows, column: Column) -> _NormalForms:
             continue
         digests += email_digest(normal)
         add_normal(normal)
-    return _NormalForms(bytes(digests), blank, missing, invalid, padded, normalised)
+    return _NormalForms(bytes(digests), blank, missing, invalid, normalised)
 
 
 class InPlace:

@@ -35,8 +35,7 @@ class Cleaned(NamedTuple):
 class CleanedChunk:
     """Rows read together and their verdicts: ``verdicts`` maps the position of every rejected
     row to its reason and detail, ``links`` that of every kept row to its link values when
-    they were asked for; ``dropped`` holds the blank rows, which count as none, ``padded`` the
-    plain rows whose text is not what is written, as a field needs stripping."""
+    they were asked for; ``dropped`` holds the blank rows, which count as none."""
 
     def __init__(
         self,
@@ -45,7 +44,6 @@ class CleanedChunk:
         links: dict[int, tuple[str, str, str]],
         *,
         dropped: set[int],
-        padded: set[int],
         width: int,
         separator: str,
     ) -> None:
@@ -53,7 +51,6 @@ class CleanedChunk:
         self.verdicts = verdicts
         self.links = links
         self.dropped = dropped
-        self.padded = padded
         self.width = width
         self.separator = separator
 
@@ -95,7 +92,7 @@ class CleanedChunk:
             self.dropped,
             self.fields,
         )
-        texts, rewritten = self.raw.texts, self.padded | links.keys()
+        texts, rewritten = self.raw.texts, links.keys()
         line_of = _line_writer(separator)
         kept = [
             text + LINE_END

@@ -20,11 +20,12 @@ from suppress.models import REASONS
 from suppress.suppressions import DIGEST_KEY_BYTES, PackedSuppressions
 
 COLUMN = Column(",", 1)
-# Plain lines (the address found in the text) and, at index 3, an address picked out already.
+# Plain lines (the address found in the text) and, at indexes 1 and 3, addresses picked out
+# already.
 FIRST = Rows(
     lines=[2, 3, 4, 5, 6, 7],
-    texts="Anna,a@b.fi\nBo, A@B.FI \nCid,\n\n,\nDan,s@b.fi",
-    picked={3: "not-an-address"},
+    texts="Anna,a@b.fi\n\nCid,\n\n,\nDan,s@b.fi",
+    picked={1: "A@B.FI", 3: "not-an-address"},
     skipped=[],
 )
 SECOND = Rows(lines=[8, 9, 10], texts="Eve,r@b.fi\nFay,f@rival.fi\n", picked={}, skipped=[2])
@@ -55,7 +56,6 @@ def looks(looker):
 def test_the_first_look_finds_repeats_suppressions_domains_and_restrictions_in_memory():
     first, second = looks(InPlace(COLUMN, keep_normalised=True))
     assert first.repeats == {1: 2}
-    assert first.padded == [1]
     assert (first.missing, first.blank) == ([2], [4])
     assert first.invalid == {3: "An email address must have an @-sign."}
     assert first.suppressed == {5: ("global", "bounced")}
