@@ -84,7 +84,7 @@ CHUNK_ROWS = 10_000
 # suppressions are being read into memory, so that neither process waits for them (early on,
 # when the worker's table of addresses met is still small).
 CHUNKS_AHEAD = 3
-CHUNKS_AHEAD_OF_MEMORY = 6
+CHUNKS_AHEAD_OF_MEMORY = 12
 EMAIL_COLUMN = "email"
 _NO_ADDRESS = ("invalid", "no address")
 
@@ -113,6 +113,12 @@ class _Chunk:
                     self.blank.add(position)
         skipped = [*self.malformed, *self.missing, *self.blank]
         self.rows = firstlook.Rows(raw.lines, "\n".join(raw.texts), picked, skipped)
+
+    def sent(self) -> firstlook.Rows:
+        """The rows for the first look, which keeps their texts: this side needs only their
+        lines and which were skipped from then on, and a chunk read ahead holds less."""
+        rows, self.rows = self.rows, self.rows._replace(texts="")
+        return rows
 
 
 def email_column(columns: list[str], name: str | None = None) -> int:
@@ -222,7 +228,7 @@ def _judged(
     pending: deque[_Chunk] = deque()
     try:
         for chunk in chunks:
-            looker.send(chunk.rows)
+            looker.send(chunk.sent())
             pending.append(chunk)
             if in_memory is not None and in_memory.done():
                 _learn(in_memory, judge, looker)

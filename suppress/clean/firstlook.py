@@ -309,4 +309,4 @@ def _serve(
         if waiting is None:
             looks.send(first_look.judged(message, forms))
         else:
-            waiting.append((message, forms))
+            waiting.append((message._replace(texts=""), forms))  # only the lines are judged
