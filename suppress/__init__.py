@@ -9,14 +9,21 @@ from typing import Any
 
 from flask import Flask, Request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
-from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
 
-from suppress import cli, database, errors, health, i18n, inbound, unsubscribe, webhooks
+from suppress import (
+    cli,
+    database,
+    errors,
+    health,
+    i18n,
+    inbound,
+    migrations,
+    unsubscribe,
+    webhooks,
+)
 from suppress.config import load_into, secret_key_from
-from suppress.models import db
 
-migrate = Migrate(render_as_batch=True, compare_type=True)
 csrf = CSRFProtect()
 
 
@@ -46,7 +53,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     logging.getLogger("suppress").setLevel(app.config["LOG_LEVEL"])
 
     database.init_app(app)
-    migrate.init_app(app, db, directory=str(database.MIGRATIONS))
+    migrations.init_app(app)
     errors.init_app(app)
     i18n.init_app(app)
     # Every form is CSRF-protected except the recipient's pages, where the token in the URL is

@@ -26,7 +26,6 @@ from sqlalchemy.types import TypeEngine
 
 from suppress.models import db
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 DIRECT_ENGINE = "suppress.direct_engine"
 # Rows per Bulk statement on SQLite, which binds every value on its own: a chunk is padded up to
 # the next of these sizes, so that each statement is compiled for five shapes only.

@@ -17,6 +17,7 @@ from flask_migrate import upgrade
 from sqlalchemy import create_engine, text
 
 from suppress import create_app, database
+from suppress.migrations import with_migrations
 from suppress.models import db
 
 TEST_DATABASE_ENV = "SUPPRESS_TEST_DATABASE_URL"
@@ -58,7 +59,7 @@ def make_app(database_url: str):
 
     def build(**overrides: object) -> Flask:
         settings = {"DATABASE_URL": database_url, "SECRET_KEY": "test-secret", "TESTING": True}
-        app = create_app({**settings, **overrides})
+        app = with_migrations(create_app({**settings, **overrides}))
         app.test_client_class = RequestPerContextClient
         built.append(app)
         return app
