@@ -45,7 +45,10 @@ class Event:
     provider's bounce text, from which ``events.py`` recognises sender-side policy blocks
     (RULES.md R-MBP-6). ``list_ref`` is the provider's own id of the list or group an event
     concerns; ``list_slug`` is our list's slug when the provider's settings map that id to one.
-    An unsubscribe without a ``list_slug`` is honoured everywhere.
+    An unsubscribe without a ``list_slug`` is honoured everywhere. ``sender`` is the From
+    address (or the envelope sender where the provider reports no From): mailbox providers
+    judge complaint rates per sending domain (RULES.md R-MBP-4), so the event log keeps its
+    domain.
     """
 
     provider: str
@@ -64,6 +67,7 @@ class Event:
     ip: str | None = None
     user_agent: str | None = None
     machine: bool | None = None
+    sender: str | None = None
 
     def __post_init__(self) -> None:
         if self.type not in EVENT_TYPES:
