@@ -292,8 +292,8 @@ def _classify(raw: str, data: dict) -> tuple[str, str | None]:
 
 
 def _sender(data: dict, headers: dict) -> str | None:
-    """Webhook Payloads: ``message.headers.from`` is the From header, ``envelope.sender`` the
-    envelope sender; the complained example carries the headers but no envelope sender."""
+    """Webhook Payloads (the Accepted Event example): ``message.headers.from`` is the From
+    header, ``envelope.sender`` the envelope sender."""
     envelope = data.get("envelope") if isinstance(data.get("envelope"), dict) else {}
     return sender_of(headers.get("from"), envelope.get("sender"))
 

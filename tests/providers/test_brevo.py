@@ -127,8 +127,8 @@ def test_sender_email_names_the_sender():
     assert event.sender == "news@example.com"
 
 
-def test_delivered_and_spam_as_documented_name_no_sender():
-    """R-MBP-4 needs the sending domain, but Brevo's Delivered and Spam examples carry none."""
+def test_delivered_and_spam_without_sender_email_name_no_sender():
+    """R-MBP-4 needs the sending domain; a Brevo event without sender_email has none."""
     events = parse(payload("batch.json"))
 
     assert {(event.type, event.sender) for event in events[1:]} == {
