@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from suppress.addresses import email_hash
 from suppress.events import Rules, record_events
+from suppress.events.rows import sender_domain
 from suppress.lists import create_list, ensure_address
 from suppress.models import Address, AuditEntry, Suppression, db
 from suppress.models import Event as StoredEvent
@@ -256,6 +257,34 @@ def test_the_event_log_holds_the_hash_not_the_address(app):
     stored = stored_events()[0]
     assert stored.email_hash == email_hash(MATTI)
     assert MATTI not in repr(stored.__dict__)
+
+
+@pytest.mark.parametrize(
+    ("sender", "domain"),
+    [
+        ("Name <news@Yritys.FI>", "yritys.fi"),
+        ("news@Yritys.FI.", "yritys.fi"),
+        ("Yritys.FI", "yritys.fi"),
+        (None, None),
+        ("", None),
+        ("not an address", None),
+        ("Name <>", None),
+        ("news@", None),
+        ("undisclosed-recipients:;", None),
+    ],
+)
+def test_the_sending_domain_is_the_lower_cased_domain_of_the_sender(sender, domain):
+    assert sender_domain(sender) == domain
+
+
+@pytest.mark.parametrize("kind", ["delivered", "complained"])
+@pytest.mark.parametrize(
+    ("sender", "domain"), [("Name <news@Yritys.FI>", "yritys.fi"), (None, None), ("<>", None)]
+)
+def test_the_event_log_keeps_the_sending_domain(app, kind, sender, domain):
+    """R-MBP-4: complaints and deliveries are counted per sending domain."""
+    record(event(kind, sender=sender))
+    assert [stored.sender_domain for stored in stored_events()] == [domain]
 
 
 def test_a_very_long_provider_id_is_kept_stable(app):

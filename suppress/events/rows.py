@@ -23,6 +23,8 @@ POLICY_CODES = re.compile(
     r"(?<![\d.])(?:4\.7\.(?:23|27|29|30|31|32)|5\.7\.(?:1|25|26|27|29|30|515))(?![\d.])"
 )
 ID_LENGTH = 255
+# A host name: two or more dot-separated labels of letters, digits and hyphens (any script).
+DOMAIN = re.compile(r"[\w-]+(?:\.[\w-]+)+")
 TEXT_LIMIT = 2000
 COLUMNS = tuple(column.name for column in StoredEvent.__table__.c if column.name != "id")
 
@@ -86,7 +88,7 @@ def sender_domain(sender: str | None) -> str | None:
         return None
     address = parseaddr(sender)[1] or sender
     domain = address.rpartition("@")[2].strip().strip(".").lower()
-    if not domain or any(c in domain for c in ' <>"'):
+    if not DOMAIN.fullmatch(domain):
         return None
     return domain[:ID_LENGTH]
 

@@ -420,6 +420,19 @@ def nonblank(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
+def sender_of(*candidates: Any) -> str | None:
+    """The first candidate that names a sender, best first (the From header, then the envelope
+    sender): a non-blank string, or a list whose first item is one (a From header may list
+    several authors; the first stands for the message). None when none does: an odd value never
+    costs the event."""
+    for candidate in candidates:
+        if isinstance(candidate, list):
+            candidate = candidate[0] if candidate else None
+        if nonblank(candidate):
+            return candidate
+    return None
+
+
 def optional_text(record: Mapping[str, Any], key: str) -> str | None:
     return nonblank(record.get(key))
 

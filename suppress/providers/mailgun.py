@@ -47,6 +47,7 @@ from suppress.providers.base import (
     scalar_text,
     seconds,
     secrets_list,
+    sender_of,
     text,
     url,
 )
@@ -208,6 +209,7 @@ class Mailgun(Provider):
                 diagnostic=_diagnostic(data.get("delivery-status")),
                 message_id=scalar_text(headers.get("message-id")),
                 campaign=_campaign(data.get("user-variables")),
+                sender=_sender(data, headers),
                 **_engagement(data),
             )
         ]
@@ -287,6 +289,13 @@ def _classify(raw: str, data: dict) -> tuple[str, str | None]:
     if reason == GAVE_UP_REASON:
         return "bounced", "soft"
     return SEVERITIES.get(data.get("severity"), ("unknown", None))
+
+
+def _sender(data: dict, headers: dict) -> str | None:
+    """Webhook Payloads (the Accepted Event example): ``message.headers.from`` is the From
+    header, ``envelope.sender`` the envelope sender."""
+    envelope = data.get("envelope") if isinstance(data.get("envelope"), dict) else {}
+    return sender_of(headers.get("from"), envelope.get("sender"))
 
 
 def _event_id(data: dict) -> str:
