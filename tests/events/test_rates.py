@@ -3,17 +3,12 @@ import json
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from flask import current_app
 
 from suppress.events import Rules, record_events
 from suppress.events.rates import DailyRate, DomainRates, complaint_rates
 from suppress.providers.base import Event
 
-RULES = Rules(
-    soft_bounce_limit=3,
-    soft_bounce_window=timedelta(days=30),
-    soft_bounce_suppression=timedelta(days=30),
-    machine_open_window=timedelta(seconds=10),
-)
 ids = itertools.count(1)
 
 
@@ -32,7 +27,7 @@ def sent(kind: str, count: int, sender: str | None, when: datetime | None = None
         )
         for _ in range(count)
     ]
-    record_events("test", events, RULES)
+    record_events("test", events, Rules.from_config(current_app.config))
 
 
 def days(*figures: tuple[int, int]) -> DomainRates:
