@@ -647,7 +647,8 @@ def rates_command(days: int, daily: bool, as_json: bool, fail_on: str | None) ->
     needs seven consecutive days under 0.30 %.
     """
     today = datetime.now(UTC).date()
-    domains = rates.complaint_rates(today - timedelta(days=days - 1), today)
+    first = today - timedelta(days=days - 1)
+    domains = rates.complaint_rates(first, today, current_app.config["SENDER_DOMAIN"])
     if as_json:
         click.echo(json.dumps([_rates_record(domain) for domain in domains], indent=2))
     else:

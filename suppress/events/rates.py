@@ -88,9 +88,11 @@ class DomainRates:
         return not breached or self.days_below >= RECOVERY_DAYS
 
 
-def complaint_rates(first: date, last: date) -> list[DomainRates]:
+def complaint_rates(first: date, last: date, unreported_as: str | None = None) -> list[DomainRates]:
     """Every sending domain's daily rates from ``first`` to ``last`` (UTC days, inclusive),
-    by domain name, with the domain that went unreported last."""
+    by domain name, with the domain that went unreported last. A sender who sends from one
+    domain names it as ``unreported_as``, so that the events of providers that report no
+    sender count under it."""
     start = datetime.combine(first, time(), UTC)
     end = datetime.combine(last + timedelta(days=1), time(), UTC)
     day = func.date(StoredEvent.occurred_at)
@@ -104,7 +106,7 @@ def complaint_rates(first: date, last: date) -> list[DomainRates]:
         lambda: defaultdict(lambda: dict.fromkeys(COUNTED, 0))
     )
     for domain, on, kind, count in db.session.execute(query):
-        counts[domain][_as_date(on)][kind] = count
+        counts[domain or unreported_as][_as_date(on)][kind] += count
     return [
         DomainRates(domain, [DailyRate(on, **tally) for on, tally in sorted(days.items())])
         for domain, days in sorted(counts.items(), key=lambda item: (item[0] is None, item[0]))

@@ -99,6 +99,17 @@ def test_rates_count_stored_deliveries_and_complaints_per_sending_domain_and_day
     assert [rates.domain for rates in first] == ["toinen.fi", "yritys.fi", None]
 
 
+def test_events_without_a_sender_count_under_the_domain_named_for_them(app):
+    today = datetime.now(UTC).date()
+    sent("delivered", 1000, None)
+    sent("delivered", 500, "news@yritys.fi")
+    sent("complained", 2, "news@yritys.fi")
+
+    (rates,) = complaint_rates(today, today, unreported_as="yritys.fi")
+
+    assert (rates.domain, rates.delivered, rates.complained) == ("yritys.fi", 1500, 2)
+
+
 def test_a_day_is_a_utc_day(app):
     today = datetime.now(UTC).date()
     midnight = datetime.combine(today, datetime.min.time(), UTC)
@@ -139,6 +150,19 @@ def test_the_command_writes_json(app, runner):
         0,
     )
     assert record["days"][0]["rate"] == pytest.approx(0.003)
+
+
+def test_the_command_counts_unreported_senders_under_the_configured_domain(
+    app, runner, monkeypatch
+):
+    monkeypatch.setitem(app.config, "SENDER_DOMAIN", "yritys.fi")
+    sent("delivered", 1000, None)
+    sent("complained", 5, "news@yritys.fi")
+
+    result = runner.invoke(args=["events", "rates"])
+
+    assert "(not reported)" not in result.output
+    assert "(breached)" in result.output
 
 
 def test_the_command_fails_for_monitoring_when_a_domain_reaches_the_level_asked(app, runner):
