@@ -364,16 +364,18 @@ def direct_transaction(*, one_statement: bool = False) -> Iterator[DirectTransac
     ``DirectTransaction``); SQLite, where BEGIN and COMMIT cost no round trip, ignores it.
     """
     engine = current_app.extensions[DIRECT_ENGINE]
-    with _writer_turn(engine):
-        transaction = DirectTransaction.on(engine, one_statement=one_statement)
-        try:
-            yield transaction
-            transaction.commit()
-        except BaseException:
-            transaction.connection.rollback()
-            raise
-        finally:
-            transaction.close()
+    # The writer's turn covers the transaction, not the pool's checkout and checkin.
+    transaction = DirectTransaction.on(engine, one_statement=one_statement)
+    try:
+        with _writer_turn(engine):
+            try:
+                yield transaction
+                transaction.commit()
+            except BaseException:
+                transaction.connection.rollback()
+                raise
+    finally:
+        transaction.close()
 
 
 def direct_dialect() -> Dialect:
