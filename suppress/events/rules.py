@@ -77,10 +77,10 @@ def apply_rules(
     worn_out = _soft_bounces_add_up(transaction, acting, rules)
     lists = _known_lists(transaction, acting)
     actions = [_action(provider, row, rules, worn_out, lists) for row in acting]
-    for actions_ in _rounds([action for action in actions if action is not None]):
-        wanted = [action.wanted for action in actions_ if not action.lift]
+    for turn in _rounds([action for action in actions if action is not None]):
+        wanted = [action.wanted for action in turn if not action.lift]
         suppressions.suppress_hashed(transaction, wanted, source=source)
-        lifted = [action.wanted for action in actions_ if action.lift]
+        lifted = [action.wanted for action in turn if action.lift]
         suppressions.lift_unsubscribes(transaction, lifted, actor=source)
 
 
