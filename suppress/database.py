@@ -28,6 +28,7 @@ from suppress.models import db
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 DIRECT_ENGINE = "suppress.direct_engine"
+STATEMENT_ENGINE = "suppress.statement_engine"
 # Rows per Bulk statement on SQLite, which binds every value on its own: a chunk is padded up to
 # the next of these sizes, so that each statement is compiled for five shapes only.
 BULK_SIZES = (1, 4, 16, 64, 256)
@@ -45,25 +46,30 @@ def init_app(app: Flask) -> None:
     if engine.dialect.name == "sqlite":
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
         _configure_sqlite(engine, app.config)
-        app.extensions[DIRECT_ENGINE] = engine
-    else:
-        # The hot paths skip the ping, a round trip per request: their first statement is
-        # retried on a fresh connection instead (DirectTransaction). Their statements, which
-        # psycopg prepares, are lookups by key and rows unnested from arrays: the server's
-        # default would plan those afresh on every run (an array's length changes the
-        # estimate), which costs more than running them, so they keep one generic plan.
-        app.extensions[DIRECT_ENGINE] = create_engine(
-            engine.url,
-            pool_pre_ping=False,
-            connect_args={"options": "-c plan_cache_mode=force_generic_plan"},
-        )
+        app.extensions[DIRECT_ENGINE] = app.extensions[STATEMENT_ENGINE] = engine
+        return
+    # The hot paths skip the ping, a round trip per request: their first statement is retried
+    # on a fresh connection instead (DirectTransaction). Their statements, which psycopg
+    # prepares, are lookups by key and rows unnested from arrays: the server's default would
+    # plan those afresh on every run (an array's length changes the estimate), which costs
+    # more than running them, so they keep one generic plan. A block of one statement runs on
+    # connections in autocommit mode (see DirectTransaction).
+    options = {"pool_pre_ping": False, "connect_args": {"options": _GENERIC_PLANS}}
+    app.extensions[DIRECT_ENGINE] = create_engine(engine.url, **options)
+    app.extensions[STATEMENT_ENGINE] = create_engine(
+        engine.url, isolation_level="AUTOCOMMIT", **options
+    )
+
+
+_GENERIC_PLANS = "-c plan_cache_mode=force_generic_plan"
 
 
 def dispose(app: Flask) -> None:
     """Close every pooled connection of ``app``'s engines."""
     with app.app_context():
         db.engine.dispose()
-    app.extensions[DIRECT_ENGINE].dispose()
+    for name in (DIRECT_ENGINE, STATEMENT_ENGINE):
+        app.extensions[name].dispose()
 
 
 def sqlite_pragmas(config: Mapping[str, Any]) -> list[str]:
@@ -248,47 +254,40 @@ class DirectTransaction:
     statement tried again: nothing has happened in the transaction yet, and this spares the
     hot paths a ping on every checkout.
 
-    ``one_statement``: on PostgreSQL the transaction is its one statement, run in autocommit
-    mode. The server commits it as a transaction of its own before it answers, which spares
-    the round trips of BEGIN and COMMIT; a second statement is refused, as it would not be
-    rolled back with the first.
+    ``one_statement``: on PostgreSQL the transaction is its one statement, run on a connection
+    in autocommit mode. The server commits it as a transaction of its own before it answers,
+    which spares the round trips of BEGIN and COMMIT; a second statement is refused, as it
+    would not be rolled back with the first.
     """
 
-    def __init__(self, connection: Any, dialect: Dialect, reconnect: Callable[[], Any]):
+    def __init__(
+        self,
+        connection: Any,
+        dialect: Dialect,
+        reconnect: Callable[[], Any],
+        *,
+        one_statement: bool = False,
+    ):
         self.connection = connection
         self.dialect = dialect
         self._reconnect: Callable[[], Any] | None = reconnect
-        self.one_statement = False
+        self.one_statement = one_statement and dialect.name == "postgresql"
         self._statements = 0
 
     @classmethod
     def on(cls, engine: Engine, *, one_statement: bool = False) -> "DirectTransaction":
         """A transaction on a connection from ``engine``'s pool."""
-        if not one_statement or engine.dialect.name != "postgresql":
-            return cls(engine.raw_connection(), engine.dialect, engine.raw_connection)
-
-        def autocommitting() -> Any:
-            connection = engine.raw_connection()
-            connection.driver_connection.autocommit = True
-            return connection
-
-        transaction = cls(autocommitting(), engine.dialect, autocommitting)
-        transaction.one_statement = True
-        return transaction
+        return cls(
+            engine.raw_connection(),
+            engine.dialect,
+            engine.raw_connection,
+            one_statement=one_statement,
+        )
 
     def commit(self) -> None:
         """Commit, unless the one statement has committed itself."""
         if not self.one_statement:
             self.connection.commit()
-
-    def close(self) -> None:
-        """Hand the connection back to the pool as the pool gave it."""
-        if self.one_statement:
-            try:
-                self.connection.driver_connection.autocommit = False
-            except self.dialect.loaded_dbapi.Error:
-                self.connection.invalidate()
-        self.connection.close()
 
     def run(self, prepared: Prepared, **values: Any) -> Any:
         """Execute ``prepared`` with ``values``; returns the cursor to fetch from."""
@@ -363,7 +362,7 @@ def direct_transaction(*, one_statement: bool = False) -> Iterator[DirectTransac
     runs a single statement on PostgreSQL says so with ``one_statement`` (see
     ``DirectTransaction``); SQLite, where BEGIN and COMMIT cost no round trip, ignores it.
     """
-    engine = current_app.extensions[DIRECT_ENGINE]
+    engine = current_app.extensions[STATEMENT_ENGINE if one_statement else DIRECT_ENGINE]
     # The writer's turn covers the transaction, not the pool's checkout and checkin.
     transaction = DirectTransaction.on(engine, one_statement=one_statement)
     try:
@@ -375,7 +374,7 @@ def direct_transaction(*, one_statement: bool = False) -> Iterator[DirectTransac
                 transaction.connection.rollback()
                 raise
     finally:
-        transaction.close()
+        transaction.connection.close()
 
 
 def direct_dialect() -> Dialect:
