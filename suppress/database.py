@@ -182,7 +182,7 @@ class Bulk:
         if not rows:
             return []
         processors = self._processors_for(dialect)
-        if dialect.name == "postgresql":
+        if dialect.name == "postgresql" and len(rows) > 1:
             arrays = [[*given] for given in zip(*rows, strict=True)]
             for position, process in processors:
                 arrays[position] = [*map(process, arrays[position])]
@@ -212,7 +212,7 @@ class Bulk:
         return self._processors[dialect.name]
 
     def sql(self, dialect: Dialect, size: int) -> str:
-        """The statement for ``size`` rows (any number on PostgreSQL, ``size`` 0)."""
+        """The statement for ``size`` rows bound one by one, or (0) for arrays of any length."""
         if (dialect.name, size) not in self._sql:
             statement = self.build(dialect, self._incoming(dialect, size))
             compiled = _Compiled.of(statement, dialect)
@@ -222,13 +222,13 @@ class Bulk:
         return self._sql[dialect.name, size]
 
     def _names(self, dialect: Dialect, size: int) -> list[str]:
-        if dialect.name == "postgresql":
+        if size == 0:
             return [*self.columns]
         return [f"{name}__{index}" for index in range(size) for name in self.columns]
 
     def _incoming(self, dialect: Dialect, size: int) -> FromClause:
         shape = [column(name, type_) for name, type_ in self.columns.items()]
-        if dialect.name == "postgresql":
+        if size == 0:
             arrays = [bindparam(name, type_=ARRAY(type_)) for name, type_ in self.columns.items()]
             return func.unnest(*arrays).table_valued(*shape).render_derived(name="incoming")
         # Rows as a subquery, not a WITH clause: Python's sqlite3 opens a transaction by itself
