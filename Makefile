@@ -30,9 +30,13 @@ bench: $(VENV)/.dev
 	-$(BIN)/python -m bench.bench_suppressions
 	-$(BIN)/python -m bench.bench_one_click
 	-$(BIN)/python -m bench.bench_webhooks
+	-$(BIN)/python -m bench.bench_sync
+	-$(BIN)/python -m bench.bench_clean
 	scripts/with-postgres bash -c '$(BIN)/python -m bench.bench_suppressions --database-url "$$SUPPRESS_PG_URL"'
 	scripts/with-postgres bash -c '$(BIN)/python -m bench.bench_one_click --database-url "$$SUPPRESS_PG_URL"'
 	scripts/with-postgres bash -c '$(BIN)/python -m bench.bench_webhooks --database-url "$$SUPPRESS_PG_URL"'
+	-scripts/with-postgres bash -c '$(BIN)/python -m bench.bench_sync --database-url "$$SUPPRESS_PG_URL"'
+	-scripts/with-postgres bash -c '$(BIN)/python -m bench.bench_clean --database-url "$$SUPPRESS_PG_URL"'
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

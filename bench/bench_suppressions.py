@@ -14,7 +14,6 @@ floor, import peak memory < 300 MB. Latest figures: bench/README.md.
 
 import argparse
 import csv
-import os
 import random
 import sqlite3
 import subprocess
@@ -30,14 +29,13 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bench.bench_addresses import addresses
+from bench.processes import FLASK, ROOT, measured, service_env
 from suppress import create_app
 from suppress.addresses import InvalidAddress, normalise_and_hash
 from suppress.config import coerce
 from suppress.database import sqlite_pragmas
 from suppress.suppressions import suppressed_among
 
-ROOT = Path(__file__).resolve().parent.parent
-FLASK = ROOT / ".venv" / "bin" / "flask"
 SUPPRESSED_SHARE = 0.3
 TARGET_RATIO = 3.0
 TARGET_PEAK_MB = 300
@@ -86,11 +84,10 @@ def write_csv(path: Path, raw: list[str]) -> None:
 
 
 def flask(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SUPPRESS_DATABASE_URL": url, "SUPPRESS_SECRET_KEY": "bench"}
     return subprocess.run(
         [str(FLASK), "--app", "wsgi", *args],
         cwd=ROOT,
-        env=env,
+        env=service_env(url),
         capture_output=True,
         text=True,
         check=True,
@@ -135,37 +132,10 @@ def floor_import(url: str, rows: dict[str, str]) -> float:
 
 
 def timed_import(url: str, csv_path: Path) -> tuple[float, float, str]:
-    """Seconds, peak RSS in MB and the summary line of the real import command.
-
-    The peak is the child's own high-water mark (VmHWM), read until it exits: rusage would
-    also count the pages the child shared with this large benchmark process before exec.
-    """
-    env = {**os.environ, "SUPPRESS_DATABASE_URL": url, "SUPPRESS_SECRET_KEY": "bench"}
+    """Seconds, peak RSS in MB and the summary line of the real import command."""
     command = [str(FLASK), "--app", "wsgi", "suppressions", "import", str(csv_path)]
-    started = time.perf_counter()
-    child = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    peak_kb = 0
-    while child.poll() is None:
-        peak_kb = max(peak_kb, high_water_kb(child.pid))
-        time.sleep(0.02)
-    elapsed = time.perf_counter() - started
-    output = child.stdout.read() if child.stdout else ""
-    if child.returncode:
-        raise RuntimeError(f"import failed with status {child.returncode}")
-    return elapsed, peak_kb / 1024, output.strip().splitlines()[-1]
-
-
-def high_water_kb(pid: int) -> int:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    for line in status.splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
+    finished = measured(command, service_env(url))
+    return finished.seconds, finished.peak_mb, finished.stdout.strip().splitlines()[-1]
 
 
 def candidates_for(rows: dict[str, str], n: int) -> tuple[list[str], set[str]]:
@@ -228,15 +198,21 @@ def run(url: str, n: int) -> bool:
     return report("suppressed_among", seconds, set_floor, TARGET_RATIO) and ok
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=1_000_000)
+def main_of(run: Callable[[str, int], bool], doc: str, n: int) -> int:
+    """A benchmark's command line: ``--n`` and ``--database-url`` (default: a temporary SQLite
+    file), and exit status 1 when a target failed."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--n", type=int, default=n)
     parser.add_argument("--database-url", help="default: a temporary SQLite file")
     args = parser.parse_args()
     if args.database_url:
         return 0 if run(args.database_url, args.n) else 1
     with tempfile.TemporaryDirectory() as folder:
         return 0 if run(f"sqlite:///{folder}/bench.db", args.n) else 1
+
+
+def main() -> int:
+    return main_of(run, __doc__, 1_000_000)
 
 
 if __name__ == "__main__":

@@ -23,8 +23,14 @@ from suppress.addresses import (
     normalise_and_hash,
 )
 from suppress.csvfiles import CsvError, CsvRecord
+from suppress.domains import DomainRules
 from suppress.models import Address, MailingList, Subscription, db
-from suppress.suppressions import BULK_IN_CLAUSE_SIZE, covering_suppressions, hashed_matches
+from suppress.suppressions import (
+    BULK_IN_CLAUSE_SIZE,
+    covering_suppressions,
+    domain_rules,
+    hashed_matches,
+)
 
 # The reasons in the order they are tried: a row gets the first that applies.
 REJECT_REASONS = (
@@ -92,12 +98,14 @@ def clean_rows(
 ) -> Iterator[Cleaned]:
     """Each record with its verdict, in input order; every record gives exactly one.
 
-    Without a list only the suppressions in the global scope, the partners' hashed lists and
-    restriction apply; with one, also its own suppressions and the rules on lawful basis and
-    audience (R-GDPR-1, R-FI-1, R-FI-5).
+    Without a list only the suppressions in the global scope (of addresses and of domains), the
+    partners' hashed lists and restriction apply; with one, also its own suppressions and the
+    rules on lawful basis and audience (R-GDPR-1, R-FI-1, R-FI-5). The domain rules are read
+    once, for the whole file.
     """
     if links:
         tokens.page_url("check")  # refuses an http:// base URL before anything is written
+    domains = domain_rules(mailing_list.slug if mailing_list else None)
     seen: dict[str, int] = {}
     chunk: list[list[Any]] = []
     for line, fields, problem in records:
@@ -106,9 +114,9 @@ def clean_rows(
             continue
         chunk.append(entry)
         if len(chunk) >= chunk_rows:
-            yield from _judged(chunk, mailing_list, links)
+            yield from _judged(chunk, mailing_list, links, domains)
             chunk = []
-    yield from _judged(chunk, mailing_list, links)
+    yield from _judged(chunk, mailing_list, links, domains)
 
 
 def _first_look(
@@ -161,7 +169,7 @@ def _overflow(problem: str, fields: list[str], width: int) -> str:
 
 
 def _judged(
-    chunk: list[list[Any]], mailing_list: MailingList | None, links: bool
+    chunk: list[list[Any]], mailing_list: MailingList | None, links: bool, domains: DomainRules
 ) -> Iterator[Cleaned]:
     digests = {entry[3] for entry in chunk if entry[4] is None}
     if not digests:
@@ -175,11 +183,14 @@ def _judged(
     )
     known = _known_addresses(digests - suppressed.keys(), mailing_list)
     classify_kind = _classifier()
+    covering_rule = domains.covering if domains else None
     for line, fields, normalised, digest, reason, detail in chunk:
         if reason is None:
             if digest in suppressed:
                 scope, why = suppressed[digest]
                 reason, detail = "suppressed", f"{scope}: {why}"
+            elif covering_rule and (rule := covering_rule(normalised)):
+                reason, detail = "suppressed", str(rule)
             elif normalised in hashed:
                 reason, detail = "suppressed", f"hashed list: {hashed[normalised]}"
             elif digest in known:

@@ -9,6 +9,7 @@ import getpass
 import hashlib
 import json
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -22,10 +23,27 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import OperationalError
 
-from suppress import clean, events, lists, suppressions, tokens
+from suppress import clean, events, lists, suppressions, sync, tokens
 from suppress.addresses import InvalidAddress, normalise, normalise_and_hash
-from suppress.csvfiles import CsvError, CsvFile, CsvRecord, detect_encoding
-from suppress.models import AUDIENCES, GLOBAL_SCOPE, REASONS, Suppression, db
+from suppress.config import ConfigError
+from suppress.csvfiles import (
+    CsvError,
+    CsvFile,
+    CsvRecord,
+    detect_encoding,
+    separator_named,
+    text_encoding,
+)
+from suppress.domains import InvalidPattern
+from suppress.models import (
+    AUDIENCES,
+    GLOBAL_SCOPE,
+    REASONS,
+    DomainSuppression,
+    Suppression,
+    SuppressionTerms,
+    db,
+)
 from suppress.tokens import MAX_CAMPAIGN_LENGTH
 
 HASHES = {"md5": hashlib.md5, "sha256": hashlib.sha256, "sha512": hashlib.sha512}
@@ -42,12 +60,18 @@ EXPORT_COLUMNS = (
 PROGRESS_EVERY_ROWS = 10_000
 
 Row = TypeVar("Row")
+Command = TypeVar("Command", bound=Callable[..., Any])
 
 SUPPRESSING_EVENTS = ("bounced", "complained", "unsubscribed", "resubscribed")
 
-suppressions_cli = AppGroup("suppressions", help="Add, lift, check, import and export.")
+suppressions_cli = AppGroup(
+    "suppressions", help="Add, lift, check, import and export; suppress whole domains."
+)
 lists_cli = AppGroup("lists", help="Mailing lists (the scopes of list-level suppressions).")
 events_cli = AppGroup("events", help="The events the ESPs reported.")
+destinations_cli = AppGroup(
+    "destinations", help="The marketing tools the sync job keeps in step with the list."
+)
 
 
 def init_app(app: Flask) -> None:
@@ -56,6 +80,8 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(events_cli)
     app.cli.add_command(unsubscribe_link_command)
     app.cli.add_command(clean_command)
+    app.cli.add_command(destinations_cli)
+    app.cli.add_command(sync_command)
 
 
 def operator() -> str:
@@ -72,12 +98,15 @@ def refusals_as_messages() -> Iterator[None]:
         yield
     except (
         InvalidAddress,
+        InvalidPattern,
         suppressions.SuppressionError,
         lists.ListError,
         lists.ContactRefused,
         CsvError,
         tokens.InsecureBaseURL,
         tokens.CampaignTooLong,
+        sync.SyncError,
+        ConfigError,
     ) as error:
         db.session.rollback()
         raise click.ClickException(str(error)) from None
@@ -96,6 +125,65 @@ def domain_command(function: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _parsed_by(parse: Callable[[str], str]) -> Callable[[click.Context, Any, str | None], Any]:
+    """A click callback turning a domain refusal of an option's value into a usage error."""
+
+    def callback(context: click.Context, parameter: Any, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except CsvError as error:
+            raise click.BadParameter(str(error)) from None
+
+    return callback
+
+
+def options(*decorators: Callable[[Command], Command]) -> Callable[[Command], Command]:
+    """Several click options as one decorator, for the commands that share them."""
+
+    def apply(command: Command) -> Command:
+        for decorator in reversed(decorators):
+            command = decorator(command)
+        return command
+
+    return apply
+
+
+# The options of a command that reads a CSV file: without them, both are detected.
+csv_input_options = options(
+    click.option(
+        "--delimiter",
+        "separator",
+        callback=_parsed_by(separator_named),
+        help="The field separator: , ; | or a tab, or comma, semicolon, tab, pipe; "
+        "default: detected from the header.",
+    ),
+    click.option(
+        "--encoding",
+        callback=_parsed_by(text_encoding),
+        help="The file's encoding, a Python codec name (utf-8, cp1252, latin-1, utf-16...); "
+        "default: detected.",
+    ),
+)
+# What adding a suppression takes, of an address or a domain, besides its note.
+suppression_options = options(
+    click.option("--reason", type=click.Choice(REASONS), default="manual", show_default=True),
+    click.option(
+        "--scope", default=GLOBAL_SCOPE, show_default=True, help="'global' or a list slug."
+    ),
+    click.option("--expires", help="ISO 8601 date or time when the suppression lapses."),
+)
+lift_options = options(
+    click.option("--scope", default=GLOBAL_SCOPE, show_default=True),
+    click.option("--why", help="Why the suppression is lifted."),
+    click.option(
+        "--override-reason",
+        help="Required to lift a complaint, hard bounce or erasure: why mailing is right again.",
+    ),
+)
+
+
 def iso_datetime(value: str | None) -> datetime | None:
     if value is None:
         return None
@@ -108,10 +196,8 @@ def iso_datetime(value: str | None) -> datetime | None:
 
 @suppressions_cli.command("add")
 @click.argument("email")
-@click.option("--reason", type=click.Choice(REASONS), default="manual", show_default=True)
-@click.option("--scope", default=GLOBAL_SCOPE, show_default=True, help="'global' or a list slug.")
+@suppression_options
 @click.option("--note", help="Why, for the audit trail (the address is redacted from it).")
-@click.option("--expires", help="ISO 8601 date or time when the suppression lapses.")
 @domain_command
 def add_command(email: str, reason: str, scope: str, note: str | None, expires: str | None) -> None:
     """Suppress EMAIL (a repeat changes nothing)."""
@@ -135,12 +221,7 @@ def add_command(email: str, reason: str, scope: str, note: str | None, expires: 
 
 @suppressions_cli.command("lift")
 @click.argument("email")
-@click.option("--scope", default=GLOBAL_SCOPE, show_default=True)
-@click.option("--why", help="Why the suppression is lifted.")
-@click.option(
-    "--override-reason",
-    help="Required to lift a complaint, hard bounce or erasure: why mailing is right again.",
-)
+@lift_options
 @domain_command
 def lift_command(email: str, scope: str, why: str | None, override_reason: str | None) -> None:
     """Lift the suppression of EMAIL in one scope."""
@@ -155,18 +236,15 @@ def lift_command(email: str, scope: str, why: str | None, override_reason: str |
 @click.argument("email")
 @domain_command
 def check_command(email: str) -> None:
-    """Show whether EMAIL is suppressed, with every scope, reason, source and date."""
-    rows = suppressions.suppressions_for(email)
+    """Show whether EMAIL is suppressed, with every scope, reason, source and date, and the
+    domain suppressions that cover it."""
+    rows = [*suppressions.suppressions_for(email), *suppressions.domain_suppressions_for(email)]
     active = [row for row in rows if row.is_active()]
     status = "suppressed" if active else "not suppressed"
     click.echo(f"{email.strip()}: {status} ({lists.kind_of(normalise(email))} address)")
     for row in rows:
-        state = "active" if row.is_active() else "lapsed"
-        expires = f", expires {row.expires_at:%F %H:%M} UTC" if row.expires_at else ""
-        click.echo(
-            f"  {row.scope}: {row.reason} from {row.source}, "
-            f"since {row.created_at:%F %H:%M} UTC{expires} [{state}]"
-        )
+        pattern = f"domain {row.pattern}, " if isinstance(row, DomainSuppression) else ""
+        click.echo(f"  {row.scope}: {pattern}{_described(row)}")
     reported = events.events_for(normalise_and_hash(email)[1], SUPPRESSING_EVENTS)
     if reported:
         click.echo("  reported by the ESPs:")
@@ -181,14 +259,17 @@ def check_command(email: str) -> None:
 @suppressions_cli.command("import")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--source", help="Names the import in each row's source (default: file name).")
+@csv_input_options
 @domain_command
-def import_command(path: Path, source: str | None) -> None:
+def import_command(
+    path: Path, source: str | None, separator: str | None, encoding: str | None
+) -> None:
     """Import suppressions from a CSV with an 'email' column (optional scope, reason, note).
 
     Separators and encodings as Excel saves them are understood. Each refused row is reported
     with its line number; the command fails only when no row could be imported.
     """
-    with CsvFile(path) as table:
+    with CsvFile(path, separator=separator, encoding=encoding) as table:
         table.require("email")
         report = suppressions.import_suppressions(
             _usable_rows(table, _reject),
@@ -236,6 +317,85 @@ def import_hashes_command(path: Path, algorithm: str, source: str | None) -> Non
     )
     if not (report.written or report.unchanged):
         raise click.ClickException(f"no {algorithm} hash could be read")
+
+
+def _described(row: SuppressionTerms) -> str:
+    """A suppression's reason, source, dates and state."""
+    state = "active" if row.is_active() else "lapsed"
+    expires = f", expires {row.expires_at:%F %H:%M} UTC" if row.expires_at else ""
+    return f"{row.reason} from {row.source}, since {row.created_at:%F %H:%M} UTC{expires} [{state}]"
+
+
+@suppressions_cli.command("add-domain")
+@click.argument("pattern")
+@suppression_options
+@click.option("--note", help="Why, for the audit trail.")
+@click.option(
+    "--allow-public-suffix",
+    is_flag=True,
+    help="Let PATTERN cover a top-level domain or another public suffix (fi, *.fi, *.co.uk).",
+)
+@domain_command
+def add_domain_command(
+    pattern: str,
+    reason: str,
+    scope: str,
+    note: str | None,
+    expires: str | None,
+    allow_public_suffix: bool,
+) -> None:
+    """Suppress every address at a domain: PATTERN is example.fi (that domain only) or
+    *.example.fi (its subdomains only; add both for a whole company)."""
+    row, written = suppressions.suppress_domain(
+        pattern,
+        reason=reason,
+        source=operator(),
+        scope=scope,
+        note=note,
+        expires_at=iso_datetime(expires),
+        allow_public_suffix=allow_public_suffix,
+    )
+    db.session.commit()
+    if written:
+        click.echo(f"suppressed domain {row.pattern} in {row.scope} ({row.reason})")
+    else:
+        click.echo(
+            f"domain {row.pattern} already suppressed in {row.scope} ({row.reason}) "
+            f"since {row.created_at:%F}"
+        )
+
+
+@suppressions_cli.command("lift-domain")
+@click.argument("pattern")
+@lift_options
+@domain_command
+def lift_domain_command(
+    pattern: str, scope: str, why: str | None, override_reason: str | None
+) -> None:
+    """Lift the suppression of the domain PATTERN in one scope."""
+    row = suppressions.lift_domain(
+        pattern, actor=operator(), scope=scope, why=why, override_reason=override_reason
+    )
+    db.session.commit()
+    click.echo(f"lifted the {row.reason} suppression of domain {row.pattern} in {row.scope}")
+
+
+@suppressions_cli.command("domains")
+@click.option("--scope", help="Only this scope ('global' or a list slug).")
+@click.option("--all", "lapsed", is_flag=True, help="Lapsed domain suppressions too.")
+@domain_command
+def domains_command(scope: str | None, lapsed: bool) -> None:
+    """List the domain suppressions, each domain's exact pattern beside its wildcard."""
+    if scope is not None:
+        suppressions.check_scope(scope)
+    rows = suppressions.domain_suppressions(scope, lapsed=lapsed)
+    if not rows:
+        click.echo("no domain suppressions: flask --app wsgi suppressions add-domain PATTERN")
+        return
+    width = max(len(row.pattern) for row in rows)
+    for row in rows:
+        note = f"  {row.note}" if row.note else ""
+        click.echo(f"{row.pattern:<{width}}  {row.scope}: {_described(row)}{note}")
 
 
 def _reject(line: int, problem: str) -> None:
@@ -416,8 +576,11 @@ def show_list_command(slug: str) -> None:
 @click.argument("slug")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--source", help="Names the import in each subscription's source (default: file).")
+@csv_input_options
 @domain_command
-def import_contacts_command(slug: str, path: Path, source: str | None) -> None:
+def import_contacts_command(
+    slug: str, path: Path, source: str | None, separator: str | None, encoding: str | None
+) -> None:
     """Subscribe the contacts in a CSV to the list SLUG.
 
     Columns: 'email' and optional basis, kind, consent_at, consent_source, consent_text_version,
@@ -425,7 +588,7 @@ def import_contacts_command(slug: str, path: Path, source: str | None) -> None:
     line numbers; the command fails only when no row could be used.
     """
     mailing_list = lists.find_list(slug)
-    with CsvFile(path) as table:
+    with CsvFile(path, separator=separator, encoding=encoding) as table:
         table.require("email")
         report = lists.import_contacts(
             mailing_list,
@@ -483,6 +646,7 @@ def export_events_command(
 @click.option("--list", "list_slug", help="The list the mail is for: its rules apply too.")
 @click.option("--email-column", help="The address column (default: 'email', in any case).")
 @click.option("--links", is_flag=True, help="Add each kept row's unsubscribe URL and headers.")
+@csv_input_options
 @domain_command
 def clean_command(
     path: Path,
@@ -491,6 +655,8 @@ def clean_command(
     list_slug: str | None,
     email_column: str | None,
     links: bool,
+    separator: str | None,
+    encoding: str | None,
 ) -> None:
     """Split the CSV at PATH into sendable rows (--out) and rejected rows (--rejects).
 
@@ -498,7 +664,7 @@ def clean_command(
     --links creates the address records its unsubscribe links point to.
     """
     mailing_list = lists.find_list(list_slug) if list_slug is not None else None
-    with CsvFile(path) as table:
+    with CsvFile(path, separator=separator, encoding=encoding) as table:
         index = clean.email_column(table.header, email_column)
         records: Iterable[CsvRecord] = table.records()
         if watched():
@@ -547,3 +713,122 @@ def _clean_summary(counts: Counter[str | None]) -> str:
         f"{reason} {counts[reason]}" for reason in clean.REJECT_REASONS if counts[reason]
     )
     return f"kept {kept}\nrejected {total}" + (f": {by_reason}" if by_reason else "")
+
+
+@destinations_cli.command("add")
+@click.argument("name")
+@click.option(
+    "--provider", required=True, type=click.Choice(sorted(sync.syncing_providers())), help="ESP."
+)
+@click.option("--target", help="The scope at the provider: a domain, group, stream or audience.")
+@click.option("--list", "list_slug", help="Our list whose suppressions it carries, too.")
+@domain_command
+def add_destination_command(
+    name: str, provider: str, target: str | None, list_slug: str | None
+) -> None:
+    """Add the destination NAME; its credentials come from SUPPRESS_DEST_<NAME>_* or
+    SUPPRESS_<PROVIDER>_* variables, never from here."""
+    destination = sync.add_destination(name, provider, target=target, list_slug=list_slug)
+    db.session.commit()
+    click.echo(f"added {_destination_label(destination)}")
+
+
+@destinations_cli.command("list")
+@domain_command
+def list_destinations_command() -> None:
+    """Every destination with its outbox: accepted, pending and refused suppressions."""
+    destinations = sync.all_destinations()
+    if not destinations:
+        click.echo("no destinations yet: flask --app wsgi destinations add NAME --provider SLUG")
+    for destination in destinations:
+        counts = Counter()
+        for (_, status), count in sync.status_counts(destination).items():
+            counts[status] += count
+        click.echo(
+            f"{_destination_label(destination)}: {counts['accepted']} accepted, "
+            f"{counts['pending']} pending, {counts['refused']} refused"
+        )
+
+
+@destinations_cli.command("show")
+@click.argument("name")
+@domain_command
+def show_destination_command(name: str) -> None:
+    """The destination NAME: its scope, outbox, lag, last pass and last error."""
+    destination = sync.find_destination(name)
+    click.echo(_destination_label(destination))
+    for (action, status), count in sorted(sync.status_counts(destination).items()):
+        click.echo(f"  {action} {status}: {count}")
+    lag = sync.lag(datetime.now(UTC))[destination.name]
+    click.echo(f"  oldest suppression not yet accepted: {lag:.0f} s ago")
+    for label, moment in (("planned", destination.planned_at), ("pulled", destination.pulled_at)):
+        click.echo(f"  last {label}: {f'{moment:%F %H:%M:%S} UTC' if moment else 'never'}")
+    if destination.last_error:
+        click.echo(f"  last error: {destination.last_error}")
+
+
+@destinations_cli.command("remove")
+@click.argument("name")
+@click.confirmation_option(prompt="Forget this destination and its sync records?")
+@domain_command
+def remove_destination_command(name: str) -> None:
+    """Forget NAME and its outbox; what it holds stays at the provider."""
+    sync.remove_destination(name)
+    db.session.commit()
+    click.echo(f"removed {name}")
+
+
+def _destination_label(destination: Any) -> str:
+    scope = f" {destination.target}" if destination.target else ""
+    carried = f", list {destination.list_slug}" if destination.list_slug else ""
+    return f"{destination.name} ({destination.provider}{scope}{carried})"
+
+
+@click.command("sync")
+@click.option("--destination", "names", multiple=True, help="Only this destination (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Say what would be pushed or pulled; change nothing.")
+@click.option("--reconcile", is_flag=True, help="Pull the destinations' own lists and compare.")
+@click.option("--full", is_flag=True, help="With --reconcile: pull everything, find what is lost.")
+@click.option("--every", type=click.IntRange(min=1), help="Run again every SECONDS, forever.")
+@domain_command
+def sync_command(
+    names: tuple[str, ...], dry_run: bool, reconcile: bool, full: bool, every: int | None
+) -> None:
+    """Push what each destination lacks; with --reconcile, first pull what it holds.
+
+    Exits 1 when a destination could not be reached, so cron mails the operator.
+    """
+    while True:
+        failed = _sync_pass(list(names), dry_run=dry_run, reconcile=reconcile, full=full)
+        if every is None:
+            break
+        time.sleep(every)
+    if failed:
+        raise click.ClickException("some destinations were not brought in step (see above)")
+
+
+def _sync_pass(names: list[str], *, dry_run: bool, reconcile: bool, full: bool) -> bool:
+    failed = False
+    if reconcile:
+        for name in names or [d.name for d in sync.all_destinations()]:
+            drift = sync.reconcile(sync.find_destination(name), full=full, dry_run=dry_run)
+            _echo_drift(drift, dry_run)
+    for report in sync.run(names, dry_run=dry_run):
+        verb = "would push" if dry_run else "pushed"
+        click.echo(
+            f"{report.destination}: {report.planned} newly planned, {verb} "
+            f"{report.pending if dry_run else report.accepted} "
+            f"(lifted {report.lifted}, refused {report.refused}, "
+            f"{'pending' if dry_run else 'still pending'} {report.pending})"
+        )
+        if report.error:
+            click.echo(f"{report.destination}: stopped: {report.error}", err=True)
+            failed = True
+    return failed
+
+
+def _echo_drift(drift: Any, dry_run: bool) -> None:
+    click.echo(
+        f"{drift.destination}: pulled {drift.pulled}; theirs only {len(drift.theirs_only)}, "
+        f"ours only {drift.ours_only}" + ("" if dry_run else f"; imported {drift.imported}")
+    )

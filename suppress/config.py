@@ -57,6 +57,10 @@ def _positive_int(value: Any) -> int:
     return number
 
 
+def _non_negative_int(value: Any) -> int:
+    return 0 if str(value).strip() == "0" else _positive_int(value)
+
+
 def _items(value: Any) -> list[str]:
     """Comma-separated values as given (case kept: secret keys are case-sensitive)."""
     if isinstance(value, (list, tuple, set, frozenset)):
@@ -239,6 +243,19 @@ DEFAULTS: dict[str, Setting] = {
         10,
         _positive_int,
         "An open or click this soon after delivery is taken as a proxy or scanner, not a person.",
+    ),
+    "SYNC_MAX_LAG": Setting(
+        24 * 60 * 60,
+        _positive_int,
+        "Seconds a suppression may wait for a destination to accept it before /healthz turns 503.",
+    ),
+    "SYNC_TIMEOUT": Setting(
+        30, _positive_int, "Seconds the sync job waits for a provider's API to answer a call."
+    ),
+    "SYNC_RETRIES": Setting(
+        5,
+        _non_negative_int,
+        "Retries of a provider call that got 429, 5xx or no answer, honouring Retry-After.",
     ),
     "LOG_LEVEL": Setting("INFO", _log_level, "Log level: DEBUG, INFO, WARNING or ERROR."),
 }

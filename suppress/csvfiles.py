@@ -2,9 +2,9 @@
 
 A marketer's file comes from Excel as often as from a script: in Finland Excel writes semicolons,
 and either UTF-8 with a byte-order mark or Windows-1252; "Unicode text" is UTF-16. This module
-finds the encoding and the separator, reads the header, and hands out rows keyed by lower-cased
-column names with their line numbers, so that every refusal can point at a line. It knows
-nothing about what the columns mean.
+finds the encoding and the separator (or takes the ones the user names), reads the header, and
+hands out rows keyed by lower-cased column names with their line numbers, so that every refusal
+can point at a line. It knows nothing about what the columns mean.
 """
 
 import codecs
@@ -17,6 +17,9 @@ from typing import NamedTuple, Self
 
 CHUNK_BYTES = 1 << 20
 SEPARATORS = ",;\t|"
+# What a user may call a separator besides the character itself; "\t" is what a shell passes
+# for a tab typed as an escape.
+SEPARATOR_NAMES = {"comma": ",", "semicolon": ";", "tab": "\t", "\\t": "\t", "pipe": "|"}
 
 
 class CsvError(ValueError):
@@ -66,8 +69,8 @@ def _checked(path: Path, encoding: str, fallback_of: str | None = None) -> str:
         while chunk := stream.read(CHUNK_BYTES):
             try:
                 text = decoder.decode(chunk)
-            except UnicodeDecodeError as error:
-                where = offset + error.start
+            except UnicodeError as error:  # a named codec may raise the base class
+                where = offset + getattr(error, "start", 0)
                 tried = f"{fallback_of} nor {encoding}" if fallback_of else encoding
                 raise CsvError(
                     f"the file is not text in {tried}: undecodable byte at offset {where}; "
@@ -81,9 +84,31 @@ def _checked(path: Path, encoding: str, fallback_of: str | None = None) -> str:
             offset += len(chunk)
         try:
             decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
+        except UnicodeError:
             raise CsvError(f"the file ends in the middle of a {encoding} character") from None
     return encoding
+
+
+def separator_named(name: str) -> str:
+    """The separator ``name`` stands for: one of SEPARATORS, or its name in SEPARATOR_NAMES."""
+    separator = SEPARATOR_NAMES.get(name.strip().lower(), name)
+    if len(separator) != 1 or separator not in SEPARATORS:
+        raise CsvError(
+            f"unknown separator {name!r}: use , ; | or a tab, or comma, semicolon, tab or pipe"
+        )
+    return separator
+
+
+def text_encoding(name: str) -> str:
+    """``name`` if it is a Python codec for text (``utf-8``, ``cp1252``, ``latin-1``, ...):
+    not a name Python does not know, nor a bytes-to-bytes codec such as ``base64``."""
+    try:
+        "email".encode(name).decode(name)
+    except (LookupError, UnicodeError):
+        raise CsvError(
+            f"unknown encoding {name!r}: use a Python codec name such as utf-8, cp1252 or latin-1"
+        ) from None
+    return name
 
 
 def sniff_separator(header_line: str) -> str:
@@ -94,21 +119,30 @@ def sniff_separator(header_line: str) -> str:
 
 
 class CsvFile:
-    """An open CSV file with a header; iterate ``rows()`` once."""
+    """An open CSV file with a header; iterate ``rows()`` once.
 
-    def __init__(self, path: str | Path) -> None:
+    ``separator`` and ``encoding``, when given, replace the guesses; a named encoding is still
+    checked against the whole file before anything is read.
+    """
+
+    def __init__(
+        self, path: str | Path, *, separator: str | None = None, encoding: str | None = None
+    ) -> None:
         self.path = Path(path)
         try:
             self.size = self.path.stat().st_size
-            self.encoding = detect_encoding(self.path)
+            self.encoding = (
+                _checked(self.path, encoding) if encoding else detect_encoding(self.path)
+            )
             self._stream = self.path.open(encoding=self.encoding, newline="")
         except OSError as error:
             raise CsvError(f"cannot read {self.path}: {error.strerror}") from None
-        first_line = self._stream.readline()
+        # A byte-order mark read as text under a named UTF encoding is not part of the header.
+        first_line = self._stream.readline().removeprefix("\ufeff")
         if not first_line.strip():
             self._stream.close()
             raise CsvError("the file is empty: the first line must be a header such as 'email'")
-        self.separator = sniff_separator(first_line)
+        self.separator = separator or sniff_separator(first_line)
         header = next(csv.reader([first_line], delimiter=self.separator))
         # As written, for outputs that keep the file's own column names.
         self.header = [name.strip() for name in header]

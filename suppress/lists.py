@@ -1,9 +1,9 @@
 """Mailing lists, who is on them and on what basis: the register that links and imports refer to.
 
 A contact import adds subscriptions and never takes back a person's own decision: an address
-that left the list, or is suppressed in any way that covers the list, is skipped and left as it
-is; an older row never replaces a newer status. Every refused row is reported with its line
-number, and no message here holds an address in clear.
+that left the list, or is suppressed in any way that covers the list (itself, or its domain), is
+skipped and left as it is; an older row never replaces a newer status. Every refused row is
+reported with its line number, and no message here holds an address in clear.
 """
 
 import re
@@ -28,6 +28,7 @@ from suppress.addresses import (
     normalise_and_hash,
 )
 from suppress.config import LANGUAGES
+from suppress.domains import DomainRule, DomainRules
 from suppress.models import (
     ADDRESS_KINDS,
     AUDIENCES,
@@ -41,6 +42,7 @@ from suppress.models import (
     db,
     utcnow,
 )
+from suppress.suppressions import domain_rules
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 # Hashes per IN (...) list: well inside SQLite's and PostgreSQL's limits on bound parameters.
@@ -228,13 +230,15 @@ def import_contacts(
     """Subscribe the rows of a contact file to ``mailing_list``, a batch per commit.
 
     Each batch reads its addresses, suppressions and subscriptions in a few queries and writes
-    them back with one statement per kind of change. One audit entry records the import.
+    them back with one statement per kind of change; the domain suppressions are read once.
+    One audit entry records the import.
     """
     report = ContactImportReport()
     now = utcnow()
+    domains = domain_rules(mailing_list.slug)
     contacts = _contacts(records, now, report, on_reject)
     while batch := [*islice(contacts, batch_size)]:
-        _import_batch(mailing_list, batch, source, report, on_reject, on_skip)
+        _import_batch(mailing_list, batch, source, domains, report, on_reject, on_skip)
         db.session.commit()
     db.session.add(
         AuditEntry(
@@ -315,6 +319,7 @@ def _import_batch(
     mailing_list: MailingList,
     batch: list[Contact],
     source: str,
+    domains: DomainRules,
     report: ContactImportReport,
     on_reject: Callable[[int, str], None],
     on_skip: Callable[[int, str], None],
@@ -334,7 +339,9 @@ def _import_batch(
             on_reject(contact.line, problem)
             continue
         subscription = subscriptions.get(contact.digest)
-        why = _why_skipped(contact, address, subscription, suppressed.get(contact.digest))
+        suppression = suppressed.get(contact.digest)
+        rule = domains.covering(contact.email) if domains else None
+        why = _why_skipped(contact, address, subscription, suppression, rule)
         if why:
             report.skipped += 1
             on_skip(contact.line, why)
@@ -397,11 +404,14 @@ def _why_skipped(
     address: Mapping[str, Any],
     subscription: Mapping[str, Any] | None,
     suppression: tuple[str, str] | None,
+    domain_rule: DomainRule | None,
 ) -> str | None:
     """Why the row must not change the subscription: the person's own or a standing decision."""
     if suppression is not None:
         scope, reason = suppression
         return f"suppressed in {scope} ({reason})"
+    if domain_rule is not None:
+        return f"suppressed by {domain_rule}"
     if "id" in address and address["email"] is None:
         return "the address was erased"
     if address.get("restricted"):

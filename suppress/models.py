@@ -49,6 +49,10 @@ SUBSCRIPTION_STATUSES = ("subscribed", "unsubscribed")
 BASES = ("consent", "customer_relationship", "b2b_role", "legitimate_interest")
 # The digests a partner's opt-out file may hold, of normalised addresses.
 HASH_ALGORITHMS = ("md5", "sha256", "sha512")
+# What a destination should hold for one suppression: the suppression, or its lift.
+SYNC_ACTIONS = ("suppress", "lift")
+# Where that stands: not yet accepted by the provider, accepted, or refused for good.
+SYNC_STATUSES = ("pending", "accepted", "refused")
 # Stable constraint names, so that migrations (and SQLite's batch mode) can refer to them.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -193,7 +197,22 @@ class Subscription(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class Suppression(db.Model):
+class SuppressionTerms:
+    """What every suppression records, of an address or of a domain: where it applies (scope
+    ``global`` or a list's slug), why, who or what made it, since when and until when."""
+
+    scope: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+
+    def is_active(self, now: datetime | None = None) -> bool:
+        return self.expires_at is None or self.expires_at > (now or utcnow())
+
+
+class Suppression(SuppressionTerms, db.Model):
     """One address that must not be mailed, everywhere (scope ``global``) or on one list.
 
     A suppression stands on its own hash: it needs no Address row, so it survives erasure and
@@ -209,15 +228,6 @@ class Suppression(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     email_hash: Mapped[str] = mapped_column(String(64))
     email: Mapped[str | None] = mapped_column(String(320))
-    scope: Mapped[str] = mapped_column(String(64))
-    reason: Mapped[str] = mapped_column(String(16))
-    source: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    note: Mapped[str | None] = mapped_column(Text)
-
-    def is_active(self, now: datetime | None = None) -> bool:
-        return self.expires_at is None or self.expires_at > (now or utcnow())
 
 
 class HashedSuppression(db.Model):
@@ -238,6 +248,25 @@ class HashedSuppression(db.Model):
     digest: Mapped[str] = mapped_column(String(128))
     source: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DomainSuppression(SuppressionTerms, db.Model):
+    """A domain, or every subdomain of one, that must not be mailed, everywhere (scope
+    ``global``) or on one list: a competitor, or a company that asked for no mail to its staff.
+
+    ``pattern`` is ``example.fi`` (that domain only) or ``*.example.fi`` (its subdomains only),
+    in the normal form of ``domains.normalise_pattern``.
+    """
+
+    __tablename__ = "domain_suppressions"
+    __table_args__ = (
+        UniqueConstraint("pattern", "scope"),
+        CheckConstraint(_in("reason", REASONS), name="reason"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # A domain name of at most 253 characters, after "*.".
+    pattern: Mapped[str] = mapped_column(String(255))
 
 
 class AuditEntry(db.Model):
@@ -294,6 +323,65 @@ class Event(db.Model):
     machine: Mapped[bool] = mapped_column(default=False)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Destination(db.Model):
+    """A marketing tool's account the sync job keeps in step with the suppression list.
+
+    ``target`` is the provider's own name for the scope (a Mailgun domain, a SendGrid
+    unsubscribe group, a Postmark message stream, a Mailchimp audience); ``list_slug`` names our
+    list whose suppressions it carries besides the global ones. Credentials are never stored
+    here: they come from ``SUPPRESS_DEST_<NAME>_*`` or ``SUPPRESS_<PROVIDER>_*``.
+    """
+
+    __tablename__ = "destinations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str | None] = mapped_column(String(255))
+    list_slug: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The newest suppression id seen by the last planning pass: newer rows are not yet planned.
+    planned_through: Mapped[int] = mapped_column(default=0, server_default="0")
+    planned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pulled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class SyncState(db.Model):
+    """What one destination holds, or must be told, about one suppression: the outbox item.
+
+    One row per destination, address and scope. The planner sets ``action`` and ``reason`` to
+    what the suppression list says and the status to ``pending`` whenever they differ from what
+    the destination accepted; a worker pushes pending rows and records the provider's answer.
+    ``email`` is kept so that a lift can still name the address after its suppression is gone.
+    """
+
+    __tablename__ = "sync_states"
+    __table_args__ = (
+        UniqueConstraint("destination_id", "email_hash", "scope"),
+        CheckConstraint(_in("action", SYNC_ACTIONS), name="action"),
+        CheckConstraint(_in("status", SYNC_STATUSES), name="status"),
+        # A worker claims a destination's pending rows oldest first: with the id in the index,
+        # PostgreSQL reads the first thousand instead of sorting every pending row each batch.
+        Index("ix_sync_states_destination_id_status_id", "destination_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    destination_id: Mapped[int] = mapped_column(ForeignKey("destinations.id", ondelete="CASCADE"))
+    email_hash: Mapped[str] = mapped_column(String(64))
+    email: Mapped[str | None] = mapped_column(String(320))
+    scope: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(8))
+    detail: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    # When the suppression list first wanted this (the sync lag is measured from it).
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class AuditIsAppendOnly(RuntimeError):

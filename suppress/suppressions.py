@@ -7,7 +7,8 @@ before it answers 2xx. Bulk imports are the exception, committing batch by batch
 
 Writes are one statement, ``INSERT ... ON CONFLICT DO UPDATE ... WHERE``, on SQLite and
 PostgreSQL alike: a repeat keeps the first ``created_at``; a stronger reason (a complaint after
-an unsubscribe) replaces a weaker one; a lapsed suppression starts afresh.
+an unsubscribe) replaces a weaker one; a lapsed suppression starts afresh. Domain suppressions
+(a domain, or its subdomains: see ``domains``) follow the same rules and audit trail.
 """
 
 import csv
@@ -27,6 +28,7 @@ from sqlalchemy import (
     Insert,
     Row,
     Select,
+    Table,
     and_,
     bindparam,
     case,
@@ -41,18 +43,21 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from suppress.addresses import InvalidAddress, normalise_and_hash
+from suppress.addresses import InvalidAddress, domain_of, normalise_and_hash
 from suppress.csvfiles import sniff_separator
 from suppress.database import DirectTransaction, Prepared
+from suppress.domains import DomainRule, DomainRules, covering_patterns, normalise_pattern
 from suppress.models import (
     GLOBAL_SCOPE,
     HASH_ALGORITHMS,
     REASONS,
     Address,
     AuditEntry,
+    DomainSuppression,
     HashedSuppression,
     MailingList,
     Suppression,
+    SuppressionTerms,
     db,
     utcnow,
 )
@@ -94,6 +99,15 @@ _HEX = re.compile(r"[0-9a-f]+")
 WRITTEN_COLUMNS = (
     "email_hash",
     "email",
+    "scope",
+    "reason",
+    "source",
+    "note",
+    "created_at",
+    "expires_at",
+)
+DOMAIN_WRITTEN_COLUMNS = (
+    "pattern",
     "scope",
     "reason",
     "source",
@@ -366,11 +380,7 @@ def lift(
     row = _find(digest, scope)
     if row is None:
         raise NotSuppressed(f"the address is not suppressed in scope {scope!r}")
-    if row.reason in PROTECTED_REASONS and not (override_reason or "").strip():
-        raise LiftRefused(
-            f"the suppression in scope {scope!r} records {row.reason!r}: lifting it needs an "
-            "explicit override reason"
-        )
+    _check_liftable(row, override_reason)
     _audit(
         actor,
         "suppression.lift",
@@ -382,6 +392,14 @@ def lift(
     db.session.delete(row)
     db.session.flush()
     return row
+
+
+def _check_liftable(row: SuppressionTerms, override_reason: str | None) -> None:
+    if row.reason in PROTECTED_REASONS and not (override_reason or "").strip():
+        raise LiftRefused(
+            f"the suppression in scope {row.scope!r} records {row.reason!r}: lifting it needs an "
+            "explicit override reason"
+        )
 
 
 def resubscribe(address: str, *, scope: str = GLOBAL_SCOPE, actor: str) -> Suppression | None:
@@ -420,12 +438,19 @@ def record_feedback(address: str, *, scope: str, answer: str, actor: str) -> Non
 
 
 def is_suppressed(address: str, list: str | None = None) -> bool:
-    """Whether mail to ``address`` is blocked: globally or, given a list slug, on that list."""
-    _, digest = normalise_and_hash(address)
-    query = select(Suppression.id).where(
-        Suppression.email_hash == digest, _in_scope(list), _active(utcnow())
+    """Whether mail to ``address`` is blocked: globally or, given a list slug, on that list,
+    by a suppression of the address or of a domain pattern that covers it."""
+    normalised, digest = normalise_and_hash(address)
+    now = utcnow()
+    own = select(Suppression.id).where(
+        Suppression.email_hash == digest, _in_scope(list), _active(now)
     )
-    return db.session.execute(query.limit(1)).first() is not None
+    by_domain = select(DomainSuppression.id).where(
+        DomainSuppression.pattern.in_(covering_patterns(domain_of(normalised))),
+        _in_scope(list, DomainSuppression),
+        _active(now, DomainSuppression),
+    )
+    return bool(db.session.scalar(select(or_(own.exists(), by_domain.exists()))))
 
 
 def suppressions_for(address: str) -> list[Suppression]:
@@ -441,12 +466,18 @@ def suppressed_among(addresses: Iterable[str], list: str | None = None) -> set[s
 
     A few candidates are looked up through the index. Many are matched against one read of the
     suppressions in scope, compared on the stored address so that only the rare erased rows,
-    which keep just a hash, cost a hash per candidate.
+    which keep just a hash, cost a hash per candidate. Domain suppressions are read once and
+    tested in memory.
     """
     candidates = addresses if isinstance(addresses, Collection) else [*addresses]
     if len(candidates) <= INDEXED_LOOKUP_LIMIT:
-        return _suppressed_by_index(candidates, list)
-    return _suppressed_by_scan(candidates, list)
+        found = _suppressed_by_index(candidates, list)
+    else:
+        found = _suppressed_by_scan(candidates, list)
+    rules = domain_rules(list)
+    if rules:
+        found.update(address for address in candidates if rules.covering(address))
+    return found
 
 
 def covering_suppressions(
@@ -557,23 +588,30 @@ def _strength(column: ColumnElement[str]) -> ColumnElement[int]:
     )
 
 
-def _upsert(dialect: Dialect, rows: Select | None = None) -> Insert:
+def _upsert(
+    dialect: Dialect,
+    rows: Select | None = None,
+    *,
+    table: Table = Suppression.__table__,
+    key: tuple[str, str] = ("email_hash", "scope"),
+    columns: tuple[str, ...] = WRITTEN_COLUMNS,
+) -> Insert:
     """The one write statement: insert, or strengthen or renew what is there, else nothing.
 
-    The row comes from bound values, or from ``rows``, a query yielding WRITTEN_COLUMNS (which
-    lets one statement check what it writes, or read it from another table).
+    The row comes from bound values, or from ``rows``, a query yielding ``columns`` (which
+    lets one statement check what it writes, or read it from another table). Domain
+    suppressions name their own ``table``, unique ``key`` and ``columns``.
     """
     insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
-    table = Suppression.__table__
     statement = insert(table).inline()
     if rows is None:
-        statement = statement.values({name: bindparam(name) for name in WRITTEN_COLUMNS})
+        statement = statement.values({name: bindparam(name) for name in columns})
     else:
-        statement = statement.from_select(WRITTEN_COLUMNS, rows)
+        statement = statement.from_select(columns, rows)
     new, old = statement.excluded, table.c
     lapsed = and_(old.expires_at.is_not(None), old.expires_at <= new.created_at)
     return statement.on_conflict_do_update(
-        index_elements=[old.email_hash, old.scope],
+        index_elements=[old[name] for name in key],
         set_={
             "reason": new.reason,
             "source": new.source,
@@ -618,13 +656,15 @@ def _find(digest: str, scope: str) -> Suppression | None:
     return db.session.scalars(query, execution_options={"populate_existing": True}).one_or_none()
 
 
-def _in_scope(list_slug: str | None) -> ColumnElement[bool]:
+def _in_scope(
+    list_slug: str | None, model: type[SuppressionTerms] = Suppression
+) -> ColumnElement[bool]:
     scopes = [GLOBAL_SCOPE] if list_slug in (None, GLOBAL_SCOPE) else [GLOBAL_SCOPE, list_slug]
-    return Suppression.scope.in_(scopes)
+    return model.scope.in_(scopes)
 
 
-def _active(now: datetime) -> ColumnElement[bool]:
-    return or_(Suppression.expires_at.is_(None), Suppression.expires_at > now)
+def _active(now: datetime, model: type[SuppressionTerms] = Suppression) -> ColumnElement[bool]:
+    return or_(model.expires_at.is_(None), model.expires_at > now)
 
 
 def active_suppressions(scope: str | None, *columns: Any) -> Iterator[Any]:
@@ -698,7 +738,7 @@ def _audit(
 
 
 def _audit_entry(
-    actor: str, action: str, email_hash: str, scope: str, reason: str, source: str
+    actor: str, action: str, email_hash: str | None, scope: str, reason: str, source: str
 ) -> dict[str, Any]:
     return {
         "at": utcnow(),
@@ -725,6 +765,140 @@ def _redact(text: str | None, email: str) -> str | None:
     if not text:
         return text
     return re.sub(re.escape(email), "[address]", text, flags=re.IGNORECASE)
+
+
+def suppress_domain(
+    pattern: str,
+    *,
+    reason: str,
+    source: str,
+    scope: str = GLOBAL_SCOPE,
+    actor: str | None = None,
+    note: str | None = None,
+    expires_at: datetime | None = None,
+    allow_public_suffix: bool = False,
+) -> tuple[Row[Any], bool]:
+    """Suppress every address the domain ``pattern`` covers, in ``scope``.
+
+    Written and audited as ``suppress`` writes an address: a repeat keeps the first
+    ``created_at``, a stronger reason replaces a weaker one, a lapsed rule starts afresh.
+    Returns the stored row and whether this call wrote it. A pattern covering a public suffix
+    (``*.fi``) is refused unless ``allow_public_suffix``.
+    """
+    normalised = normalise_pattern(pattern, allow_public_suffix=allow_public_suffix)
+    check_reason(reason)
+    check_scope(scope)
+    row = {
+        "pattern": normalised,
+        "scope": scope,
+        "reason": reason,
+        "source": source,
+        "note": note,
+        "created_at": utcnow(),
+        "expires_at": expires_at,
+    }
+    connection = db.session.connection()
+    written = connection.execute(_domain_upsert(connection.dialect), row).first()
+    if written is None:
+        return connection.execute(_STORED_DOMAIN_ROW, row).one(), False
+    added = written.created_at == row["created_at"]
+    action = "domain_suppression.add" if added else "domain_suppression.update"
+    _audit_domain(actor or source, action, written, why=note)
+    return written, True
+
+
+def _domain_upsert(dialect: Dialect) -> Insert:
+    return _upsert(
+        dialect,
+        table=DomainSuppression.__table__,
+        key=("pattern", "scope"),
+        columns=DOMAIN_WRITTEN_COLUMNS,
+    ).returning(*DomainSuppression.__table__.c)
+
+
+_STORED_DOMAIN_ROW = select(*DomainSuppression.__table__.c).where(
+    DomainSuppression.pattern == bindparam("pattern"),
+    DomainSuppression.scope == bindparam("scope"),
+)
+
+
+def lift_domain(
+    pattern: str,
+    *,
+    actor: str,
+    scope: str = GLOBAL_SCOPE,
+    why: str | None = None,
+    override_reason: str | None = None,
+) -> DomainSuppression:
+    """Remove a domain suppression; as for an address, a complaint, hard bounce or erasure
+    needs ``override_reason``. Any stored pattern can be lifted, public suffixes included."""
+    normalised = normalise_pattern(pattern, allow_public_suffix=True)
+    query = select(DomainSuppression).where(
+        DomainSuppression.pattern == normalised, DomainSuppression.scope == scope
+    )
+    row = db.session.scalars(query, execution_options={"populate_existing": True}).one_or_none()
+    if row is None:
+        raise NotSuppressed(f"the domain pattern {normalised} is not suppressed in scope {scope!r}")
+    _check_liftable(row, override_reason)
+    _audit_domain(
+        actor,
+        "domain_suppression.lift",
+        row,
+        why=override_reason or why,
+        overridden=row.reason in PROTECTED_REASONS,
+    )
+    db.session.delete(row)
+    db.session.flush()
+    return row
+
+
+def domain_suppressions(
+    scope: str | None = None, *, lapsed: bool = False
+) -> list[DomainSuppression]:
+    """The domain suppressions (in ``scope`` if given; lapsed ones only if asked for), each
+    domain's exact pattern beside its wildcard, global first."""
+    query = select(DomainSuppression)
+    if scope is not None:
+        query = query.where(DomainSuppression.scope == scope)
+    if not lapsed:
+        query = query.where(_active(utcnow(), DomainSuppression))
+    return _by_domain(db.session.scalars(query).all())
+
+
+def domain_suppressions_for(address: str) -> list[DomainSuppression]:
+    """Every domain suppression whose pattern covers ``address``, lapsed ones included."""
+    normalised, _ = normalise_and_hash(address)
+    query = select(DomainSuppression).where(
+        DomainSuppression.pattern.in_(covering_patterns(domain_of(normalised)))
+    )
+    return _by_domain(db.session.scalars(query).all())
+
+
+def _by_domain(rows: Iterable[DomainSuppression]) -> list[DomainSuppression]:
+    def order(row: DomainSuppression) -> tuple[str, bool, bool, str]:
+        wildcard = row.pattern.startswith("*.")
+        return (row.pattern.removeprefix("*."), wildcard, row.scope != GLOBAL_SCOPE, row.scope)
+
+    return sorted(rows, key=order)
+
+
+def domain_rules(list: str | None = None) -> DomainRules:
+    """The active domain rules for mail on ``list`` (global ones always), read once into
+    memory so that a whole file's addresses are tested without a query each."""
+    query = (
+        select(DomainSuppression.pattern, DomainSuppression.scope, DomainSuppression.reason)
+        .where(_in_scope(list, DomainSuppression), _active(utcnow(), DomainSuppression))
+        .order_by(DomainSuppression.scope != GLOBAL_SCOPE)
+    )
+    return DomainRules(DomainRule(*row) for row in db.session.execute(query))
+
+
+def _audit_domain(actor: str, action: str, row: Any, *, why: str | None, **detail: Any) -> None:
+    """Record a change to a domain suppression: no address, so no hash; the pattern instead."""
+    entry = _audit_entry(actor, action, None, row.scope, row.reason, row.source)
+    entry["why"] = why
+    entry["detail"].update(pattern=row.pattern, **detail)
+    db.session.connection().execute(_AUDIT_INSERT, entry)
 
 
 def import_hashed_suppressions(

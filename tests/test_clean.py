@@ -216,3 +216,48 @@ def test_hashed_suppressions_are_looked_up_once_per_chunk(app, write_csv, monkey
         None,
     ]
     assert len(calls) == 2
+
+
+def test_an_address_in_a_suppressed_domain_is_suppressed_naming_the_rule(app, write_csv):
+    suppressions.suppress_domain("*.rival.fi", reason="manual", source="test")
+    suppressions.suppress_domain("Bücher.de", reason="objected", source="test")
+    path = write_csv("email\nm@sales.rival.fi\nm@rival.fi\nX@BÜCHER.DE\nm@b.fi\n")
+    assert [row[2:] for row in cleaned(path)] == [
+        ("suppressed", "domain *.rival.fi (manual, global)"),
+        (None, ""),
+        ("suppressed", "domain xn--bcher-kva.de (objected, global)"),
+        (None, ""),
+    ]
+
+
+def test_a_domain_suppression_on_a_list_applies_only_when_cleaning_for_that_list(app, write_csv):
+    news = lists.create_list("news", "News")
+    suppressions.suppress_domain("rival.fi", reason="manual", source="test", scope="news")
+    path = write_csv("email\nm@rival.fi\n")
+    assert [row[2:] for row in cleaned(path)] == [(None, "")]
+    assert [row[2:] for row in cleaned(path, mailing_list=news)] == [
+        ("suppressed", "domain rival.fi (manual, news)")
+    ]
+
+
+def test_an_addresss_own_suppression_is_named_before_its_domains(app, write_csv):
+    suppressions.suppress("m@rival.fi", reason="complained", source="test")
+    suppressions.suppress_domain("rival.fi", reason="manual", source="test")
+    assert [row[2:] for row in cleaned(write_csv("email\nm@rival.fi\n"))] == [
+        ("suppressed", "global: complained")
+    ]
+
+
+def test_domain_rules_are_read_once_per_file(app, write_csv, monkeypatch):
+    suppressions.suppress_domain("rival.fi", reason="manual", source="test")
+    calls = []
+    real = clean.domain_rules
+    monkeypatch.setattr(clean, "domain_rules", lambda slug: calls.append(slug) or real(slug))
+    path = write_csv("email\na@rival.fi\nb@b.fi\nc@rival.fi\nd@b.fi\n")
+    assert [reason for _, _, reason, _ in cleaned(path, chunk_rows=1)] == [
+        "suppressed",
+        None,
+        "suppressed",
+        None,
+    ]
+    assert calls == [None]

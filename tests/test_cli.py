@@ -7,7 +7,15 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from suppress.events import Rules, record_events
-from suppress.models import Address, AuditEntry, HashedSuppression, Subscription, Suppression, db
+from suppress.models import (
+    Address,
+    AuditEntry,
+    DomainSuppression,
+    HashedSuppression,
+    Subscription,
+    Suppression,
+    db,
+)
 from suppress.providers.base import Event
 from suppress.suppressions import is_suppressed
 
@@ -18,6 +26,10 @@ def run(runner, *args):
 
 def count_suppressions():
     return db.session.scalar(select(func.count()).select_from(Suppression))
+
+
+def count_domain_suppressions():
+    return db.session.scalar(select(func.count()).select_from(DomainSuppression))
 
 
 def test_add_then_check_in_another_case_reports_suppressed(runner):
@@ -66,13 +78,25 @@ def test_lift_of_a_complaint_without_override_is_refused_with_a_clear_message(ru
         (["add", "a@b.fi", "--expires", "next week"], "not an ISO 8601"),
         (["lift", "a@b.fi"], "not suppressed"),
         (["export", "--scope", "nosuch"], "unknown scope"),
+        (["add-domain", "matti@kilpailija.fi"], "holds no '@'"),
+        (["add-domain", "kilpailija..fi"], "Empty Label"),
+        (["add-domain", "*"], "'*' may only open a pattern"),
+        (["add-domain", "a.*.kilpailija.fi"], "'*' may only open a pattern"),
+        (["add-domain", ""], "names no domain"),
+        (["add-domain", "kilpailija.fi", "--scope", "nosuch"], "unknown scope 'nosuch'"),
+        (["add-domain", "kilpailija.fi", "--reason", "bored"], "Invalid value for '--reason'"),
+        (["add-domain", "kilpailija.fi", "--expires", "soon"], "not an ISO 8601"),
+        (["lift-domain", "kilpailija.fi"], "kilpailija.fi is not suppressed in scope 'global'"),
+        (["domains", "--scope", "nosuch"], "unknown scope 'nosuch'"),
     ],
 )
 def test_bad_input_gets_a_message_and_a_non_zero_exit(runner, args, message):
     result = run(runner, "suppressions", *args)
     assert result.exit_code != 0
     assert message in result.output
+    assert "matti" not in result.output
     assert count_suppressions() == 0
+    assert count_domain_suppressions() == 0
 
 
 def test_add_with_expiry_shows_the_date_in_check(runner):
@@ -561,3 +585,192 @@ def test_hashes_exported_by_one_service_import_into_another_and_clean_the_list(
     run(runner, "clean", sendlist, "--out", str(out), "--rejects", str(rejects))
     assert rejects.read_text().splitlines()[1] == "gone@b.fi,suppressed,hashed list: exchange.txt"
     assert out.read_text().splitlines() == ["email", "kept@b.fi"]
+
+
+def test_add_domain_then_check_shows_the_rule_that_covers_an_address(runner):
+    added = run(runner, "suppressions", "add-domain", "*.Kilpailija.FI", "--note", "competitor")
+    assert added.exit_code == 0, added.output
+    assert "suppressed domain *.kilpailija.fi in global (manual)" in added.output
+    checked = run(runner, "suppressions", "check", "Matti@Myynti.Kilpailija.fi")
+    assert "Matti@Myynti.Kilpailija.fi: suppressed (b2b address)" in checked.output
+    assert "  global: domain *.kilpailija.fi, manual from cli:" in checked.output
+    apex = run(runner, "suppressions", "check", "matti@kilpailija.fi")
+    assert "matti@kilpailija.fi: not suppressed" in apex.output
+
+
+def test_add_domain_again_changes_nothing(runner):
+    run(runner, "suppressions", "add-domain", "kilpailija.fi")
+    again = run(runner, "suppressions", "add-domain", "KILPAILIJA.fi")
+    assert again.exit_code == 0
+    assert "domain kilpailija.fi already suppressed in global (manual) since" in again.output
+    assert count_domain_suppressions() == 1
+
+
+@pytest.mark.parametrize("pattern", ["fi", "*.fi", "*.co.uk"])
+def test_add_domain_refuses_a_public_suffix_without_the_explicit_flag(runner, pattern):
+    refused = run(runner, "suppressions", "add-domain", pattern)
+    assert refused.exit_code == 1
+    assert "public suffix" in refused.output
+    assert "--allow-public-suffix" in refused.output
+    assert count_domain_suppressions() == 0
+    allowed = run(runner, "suppressions", "add-domain", pattern, "--allow-public-suffix")
+    assert allowed.exit_code == 0, allowed.output
+    assert count_domain_suppressions() == 1
+
+
+def test_domains_lists_each_rule_with_its_scope_reason_source_and_note(runner):
+    assert "no domain suppressions" in run(runner, "suppressions", "domains").output
+    run(runner, "lists", "create", "uutiskirje")
+    run(runner, "suppressions", "add-domain", "*.kilpailija.fi", "--note", "competitor")
+    run(runner, "suppressions", "add-domain", "kilpailija.fi", "--reason", "objected")
+    run(runner, "suppressions", "add-domain", "yritys.fi", "--scope", "uutiskirje")
+    run(runner, "suppressions", "add-domain", "old.fi", "--expires", "2000-01-01")
+    listed = run(runner, "suppressions", "domains").output.splitlines()
+    assert [line.split()[0:2] for line in listed] == [
+        ["kilpailija.fi", "global:"],
+        ["*.kilpailija.fi", "global:"],
+        ["yritys.fi", "uutiskirje:"],
+    ]
+    assert "objected from cli:" in listed[0]
+    assert listed[1].endswith("[active]  competitor")
+    only_list = run(runner, "suppressions", "domains", "--scope", "uutiskirje").output
+    assert only_list.splitlines()[0].startswith("yritys.fi")
+    everything = run(runner, "suppressions", "domains", "--all").output
+    assert "old.fi" in everything
+    assert "[lapsed]" in everything
+
+
+def test_lift_domain_lifts_the_rule_in_its_scope(runner):
+    run(runner, "suppressions", "add-domain", "kilpailija.fi", "--reason", "complained")
+    refused = run(runner, "suppressions", "lift-domain", "kilpailija.fi")
+    assert refused.exit_code == 1
+    assert "needs an explicit override reason" in refused.output
+    lifted = run(
+        runner, "suppressions", "lift-domain", "KILPAILIJA.fi", "--override-reason", "contract"
+    )
+    assert lifted.exit_code == 0, lifted.output
+    assert "lifted the complained suppression of domain kilpailija.fi in global" in lifted.output
+    assert not is_suppressed("matti@kilpailija.fi")
+
+
+def test_clean_drops_rows_in_a_suppressed_domain_naming_the_rule(runner, write_csv, tmp_path):
+    run(runner, "suppressions", "add-domain", "*.kilpailija.fi")
+    path = write_csv("email\nmatti@myynti.kilpailija.fi\nmatti@kilpailija.fi\n")
+    out, rejects = tmp_path / "clean.csv", tmp_path / "rejects.csv"
+    result = run(runner, "clean", path, "--out", out, "--rejects", rejects)
+    assert result.exit_code == 0, result.output
+    assert "kept 1\nrejected 1: suppressed 1" in result.stderr
+    assert rejects.read_text().splitlines()[1] == (
+        'matti@myynti.kilpailija.fi,suppressed,"domain *.kilpailija.fi (manual, global)"'
+    )
+
+
+def test_lists_import_skips_an_address_in_a_suppressed_domain(runner, write_csv):
+    run(runner, "lists", "create", "uutiskirje")
+    run(runner, "suppressions", "add-domain", "kilpailija.fi", "--scope", "uutiskirje")
+    result = run(runner, "lists", "import", "uutiskirje", write_csv("email\nmatti@kilpailija.fi\n"))
+    assert result.exit_code == 0, result.output
+    assert "0 subscribed, 0 updated, 0 already subscribed, 1 skipped" in result.stdout
+    assert (
+        "line 2: skipped: suppressed by domain kilpailija.fi (manual, uutiskirje)" in result.stderr
+    )
+    assert db.session.scalar(select(func.count()).select_from(Subscription)) == 0
+
+
+def csv_command(command, path, tmp_path):
+    """The arguments of each command that reads a CSV file, for PATH."""
+    return {
+        "clean": ["clean", path, "--out", tmp_path / "o.csv", "--rejects", tmp_path / "r.csv"],
+        "lists import": ["lists", "import", "uutiskirje", path],
+        "suppressions import": ["suppressions", "import", path],
+    }[command]
+
+
+CSV_COMMANDS = ["clean", "lists import", "suppressions import"]
+
+
+@pytest.mark.parametrize("command", CSV_COMMANDS)
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--delimiter", "x"], "Invalid value for '--delimiter': unknown separator 'x'"),
+        (["--delimiter", ";;"], "Invalid value for '--delimiter': unknown separator"),
+        (["--encoding", "klingon"], "Invalid value for '--encoding': unknown encoding 'klingon'"),
+        (["--encoding", "base64"], "Invalid value for '--encoding': unknown encoding 'base64'"),
+    ],
+)
+def test_a_bad_delimiter_or_encoding_is_a_usage_error(
+    runner, write_csv, tmp_path, command, option, message
+):
+    run(runner, "lists", "create", "uutiskirje")
+    path = write_csv("email\nmatti@yritys.fi\n")
+    result = run(runner, *csv_command(command, path, tmp_path), *option)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert count_suppressions() == 0
+    assert not (tmp_path / "o.csv").exists()
+
+
+@pytest.mark.parametrize("command", CSV_COMMANDS)
+def test_an_encoding_that_does_not_decode_the_file_is_refused_with_the_offset(
+    runner, write_csv, tmp_path, command
+):
+    run(runner, "lists", "create", "uutiskirje")
+    path = write_csv("email;nimi\r\nmatti@yritys.fi;Mäkinen\r\n", encoding="cp1252")
+    result = run(runner, *csv_command(command, path, tmp_path), "--encoding", "utf-8")
+    assert result.exit_code == 1
+    assert "the file is not text in utf-8: undecodable byte at offset 29" in result.output
+    assert count_suppressions() == 0
+    assert db.session.scalar(select(func.count()).select_from(Subscription)) == 0
+
+
+def test_clean_of_a_finnish_excel_file_with_a_named_delimiter_and_encoding(
+    runner, write_csv, tmp_path
+):
+    """Semicolons, Windows-1252, CRLF, and a header whose quoted commas mislead the guess."""
+    run(runner, "suppressions", "add", "pekka@yritys.fi")
+    path = write_csv(
+        '"Sukunimi, Etunimi, Titteli";Sähköposti;Huomautus\r\n'
+        '"Äijälä, Matti, TJ";Matti@Yritys.fi;"Soita; ei\r\nsähköpostia perjantaisin"\r\n'
+        '"Virtanen, Pekka, CFO";pekka@yritys.fi;€\r\n',
+        encoding="cp1252",
+    )
+    out, rejects = tmp_path / "clean.csv", tmp_path / "rejects.csv"
+    args = ["clean", path, "--out", out, "--rejects", rejects, "--email-column", "sähköposti"]
+    guessed = run(runner, *args)
+    assert guessed.exit_code == 1
+    assert "no 'sähköposti' column" in guessed.output
+    result = run(runner, *args, "--delimiter", "semicolon", "--encoding", "cp1252")
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes().decode() == (
+        "Sukunimi, Etunimi, Titteli;Sähköposti;Huomautus\r\n"
+        'Äijälä, Matti, TJ;Matti@Yritys.fi;"Soita; ei\r\nsähköpostia perjantaisin"\r\n'
+    )
+    assert rejects.read_bytes().decode().splitlines()[1] == (
+        "Virtanen, Pekka, CFO;pekka@yritys.fi;€;suppressed;global: manual"
+    )
+
+
+@pytest.mark.parametrize("delimiter", ["tab", "\t", "\\t"])
+def test_suppressions_import_of_tab_separated_utf16_without_a_byte_order_mark(
+    runner, write_csv, delimiter
+):
+    path = write_csv("email\tnote\r\nmatti@yritys.fi\tMäkinen, Matti\r\n", encoding="utf-16-le")
+    result = run(
+        runner, "suppressions", "import", path, "--delimiter", delimiter, "--encoding", "utf-16-le"
+    )
+    assert result.exit_code == 0, result.output
+    assert db.session.scalar(select(Suppression.note)) == "Mäkinen, Matti"
+
+
+def test_lists_import_of_a_pipe_separated_latin1_file_with_a_byte_order_mark_under_utf8(
+    runner, write_csv
+):
+    run(runner, "lists", "create", "uutiskirje")
+    path = write_csv("\ufeffEmail|Basis|Role_note\nmatti@yritys.fi|b2b_role|Myynti, Länsi\n")
+    result = run(
+        runner, "lists", "import", "uutiskirje", path, "--delimiter", "|", "--encoding", "UTF-8"
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 subscribed" in result.stdout
+    assert db.session.scalar(select(Address.role_note)) == "Myynti, Länsi"

@@ -24,7 +24,9 @@ def test_every_provider_setting_is_documented_in_the_readme_table():
         re.findall(r"^\| `SUPPRESS_([A-Z0-9_]+)` \|", README.read_text(encoding="utf-8"), re.M)
     )
     settings = {
-        f"{slug.upper()}_{key}" for slug, provider in PROVIDERS.items() for key in provider.SETTINGS
+        f"{slug.upper()}_{key}"
+        for slug, provider in PROVIDERS.items()
+        for key in (*provider.SETTINGS, *provider.API_SETTINGS)
     }
     assert settings <= documented
 

@@ -1,10 +1,10 @@
 import pytest
 
-from suppress.csvfiles import CsvError, CsvFile, sniff_separator
+from suppress.csvfiles import CsvError, CsvFile, separator_named, sniff_separator, text_encoding
 
 
-def rows_of(path):
-    with CsvFile(path) as table:
+def rows_of(path, **options):
+    with CsvFile(path, **options) as table:
         return [(row.line, row.values, row.problem) for row in table.rows()]
 
 
@@ -44,3 +44,94 @@ def test_a_file_that_ends_inside_a_character_is_refused(write_csv, tmp_path):
     path.write_bytes("email\nä".encode("utf-16")[:-1])
     with pytest.raises(CsvError, match="ends in the middle"):
         CsvFile(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "separator"),
+    [
+        (",", ","),
+        (";", ";"),
+        ("\t", "\t"),
+        ("|", "|"),
+        ("comma", ","),
+        ("Semicolon", ";"),
+        ("tab", "\t"),
+        ("\\t", "\t"),
+        ("pipe", "|"),
+    ],
+)
+def test_a_separator_is_named_by_its_character_or_its_name(name, separator):
+    assert separator_named(name) == separator
+
+
+@pytest.mark.parametrize("name", ["x", ":", ",,", ",;", "", "space"])
+def test_an_unknown_separator_is_refused_with_the_choices(name):
+    with pytest.raises(CsvError, match=r"unknown separator .*comma, semicolon, tab or pipe"):
+        separator_named(name)
+
+
+@pytest.mark.parametrize("name", ["utf-8", "UTF8", "cp1252", "latin-1", "iso-8859-15", "utf-16"])
+def test_any_python_text_codec_is_an_encoding(name):
+    assert text_encoding(name) == name
+
+
+@pytest.mark.parametrize("name", ["klingon", "", "base64", "rot13", "undefined"])
+def test_an_unknown_or_non_text_codec_is_refused(name):
+    with pytest.raises(CsvError, match=r"unknown encoding .*such as utf-8, cp1252 or latin-1"):
+        text_encoding(name)
+
+
+def test_a_named_separator_reads_a_header_the_guess_would_split_wrong(write_csv):
+    path = write_csv('"Sukunimi, Etunimi";Email\r\n"Meikäläinen, Matti";matti@yritys.fi\r\n')
+    with CsvFile(path) as guessed:
+        assert guessed.header != ["Sukunimi, Etunimi", "Email"]
+    assert rows_of(path, separator=";") == [
+        (2, {"sukunimi, etunimi": "Meikäläinen, Matti", "email": "matti@yritys.fi"}, None)
+    ]
+
+
+def test_finnish_excel_cp1252_with_quoted_separators_newlines_and_crlf(write_csv):
+    """Excel in Finland: semicolons, Windows-1252, CRLF, a note with ; and a line break."""
+    path = write_csv(
+        'Nimi;Email;Huomautus\r\n"Äijälä; Oy";matti@yritys.fi;"Soita\r\nensin"\r\n'
+        "Pekka;pekka@yritys.fi;€\r\n",
+        encoding="cp1252",
+    )
+    expected = [
+        (
+            3,
+            {"nimi": "Äijälä; Oy", "email": "matti@yritys.fi", "huomautus": "Soita\r\nensin"},
+            None,
+        ),
+        (4, {"nimi": "Pekka", "email": "pekka@yritys.fi", "huomautus": "€"}, None),
+    ]
+    assert rows_of(path, separator=";", encoding="cp1252") == expected
+    assert rows_of(path) == expected
+
+
+def test_a_named_encoding_reads_what_detection_cannot(write_csv):
+    """UTF-16 without a byte-order mark looks like NUL-ridden bytes to detection."""
+    path = write_csv("email\tnimi\r\nmatti@yritys.fi\tMäkinen\r\n", encoding="utf-16-le")
+    with pytest.raises(CsvError, match="NUL characters"):
+        CsvFile(path)
+    assert rows_of(path, encoding="utf-16-le") == [
+        (2, {"email": "matti@yritys.fi", "nimi": "Mäkinen"}, None)
+    ]
+
+
+def test_a_named_encoding_wins_over_the_windows_guess(write_csv):
+    path = write_csv("email,hinta\na@b.fi,10 €\n", encoding="iso-8859-15")
+    assert rows_of(path)[0][1]["hinta"] == "10 ¤"
+    assert rows_of(path, encoding="iso-8859-15")[0][1]["hinta"] == "10 €"
+
+
+def test_a_byte_order_mark_is_no_part_of_the_header_under_a_named_utf8(write_csv):
+    path = write_csv("\ufeffEmail\na@b.fi\n")
+    with CsvFile(path, encoding="utf-8") as table:
+        assert table.header == ["Email"]
+
+
+def test_a_named_encoding_that_does_not_decode_the_file_names_the_offset(write_csv):
+    path = write_csv("email;nimi\r\nmatti@yritys.fi;Mäkinen\r\n", encoding="cp1252")
+    with pytest.raises(CsvError, match="not text in utf-8: undecodable byte at offset 29"):
+        CsvFile(path, encoding="utf-8")

@@ -8,13 +8,13 @@ from flask import current_app
 from flask_migrate import downgrade, upgrade
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import DateTime, Integer, String, literal_column, select, text
+from sqlalchemy import DateTime, Integer, String, inspect, literal_column, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from suppress.addresses import email_hash
 from suppress.database import DIRECT_ENGINE, Bulk, Prepared, direct_transaction
 from suppress.models import UTCDateTime, db
-from suppress.suppressions import Hashed, suppress, suppress_hashed
+from suppress.suppressions import Hashed, suppress, suppress_domain, suppress_hashed
 
 
 def test_migrations_build_exactly_what_the_models_describe(app):
@@ -40,20 +40,36 @@ def test_sqlite_syncs_every_commit_when_asked(make_app, tmp_path):
         assert connection.execute(text("PRAGMA synchronous")).scalar() == 2
 
 
-def test_downgrade_refuses_to_drop_suppressions(make_app, tmp_path, capfd):
+@pytest.mark.parametrize(
+    ("write", "revision", "table"),
+    [
+        (lambda: suppress("a@b.fi", reason="unsubscribed", source="link"), "base", "suppressions"),
+        (
+            lambda: suppress_domain("*.example.fi", reason="manual", source="cli:test"),
+            "49f2e646a3a5",
+            "domain_suppressions",
+        ),
+    ],
+)
+def test_downgrade_refuses_to_drop_suppressions_and_undoes_an_empty_table(
+    make_app, tmp_path, capfd, write, revision, table
+):
     app = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'own.db'}")
     with app.app_context():
         upgrade()
-        suppress("a@b.fi", reason="unsubscribed", source="link")
+        write()
         db.session.commit()
         with pytest.raises(SystemExit):
-            downgrade(revision="base")
-        assert (
-            "refusing to downgrade: the suppressions table holds 1 rows" in capfd.readouterr().err
-        )
+            downgrade(revision=revision)
+        assert f"refusing to downgrade: the {table} table holds 1 rows" in capfd.readouterr().err
         db.session.remove()
-        count = db.session.execute(text("SELECT count(*) FROM suppressions")).scalar()
-        assert count == 1
+        assert db.session.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 1
+        db.session.execute(text(f"DELETE FROM {table}"))
+        db.session.commit()
+        downgrade(revision=revision)
+        assert table not in inspect(db.engine).get_table_names()
+        upgrade()
+        assert table in inspect(db.engine).get_table_names()
 
 
 @given(st.datetimes(timezones=st.timezones()))

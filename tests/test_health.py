@@ -1,7 +1,7 @@
 def test_healthz_answers_200_when_the_database_answers(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "database": "ok"}
+    assert response.json == {"status": "ok", "database": "ok", "sync": {}}
 
 
 def test_healthz_answers_503_with_json_when_the_database_is_down(make_app):

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from suppress.addresses import email_hash
 from suppress.lists import ListError, create_list, import_contacts, list_summaries
 from suppress.models import Address, AuditEntry, Subscription, db, utcnow
-from suppress.suppressions import suppress
+from suppress.suppressions import suppress, suppress_domain
 
 JUNE = datetime(2025, 6, 1, tzinfo=UTC)
 
@@ -181,6 +181,28 @@ def test_suppressions_of_other_lists_and_lapsed_ones_do_not_skip(news):
         news, {"email": "matti@yritys.fi"}, {"email": "liisa@yritys.fi"}
     )
     assert (report.subscribed, skipped) == (2, [])
+
+
+def test_an_address_in_a_suppressed_domain_is_skipped_naming_the_rule(news):
+    """A company that asked for no mail to its staff gets none through an import either."""
+    create_list("tarjoukset", "Tarjoukset")
+    suppress_domain("*.yritys.fi", reason="objected", source="cli:test")
+    suppress_domain("kilpailija.fi", reason="manual", source="cli:test", scope="uutiskirje")
+    suppress_domain("muu.fi", reason="manual", source="cli:test", scope="tarjoukset")
+    db.session.commit()
+    report, rejected, skipped = run_import(
+        news,
+        {"email": "matti@myynti.yritys.fi"},
+        {"email": "liisa@kilpailija.fi"},
+        {"email": "pekka@yritys.fi"},
+        {"email": "anna@muu.fi"},
+    )
+    assert (report.subscribed, report.skipped, rejected) == (2, 2, [])
+    assert skipped == [
+        (2, "suppressed by domain *.yritys.fi (objected, global)"),
+        (3, "suppressed by domain kilpailija.fi (manual, uutiskirje)"),
+    ]
+    assert address_of("matti@myynti.yritys.fi") is None
 
 
 def test_an_address_that_left_the_list_is_never_resubscribed(news):

@@ -7,8 +7,16 @@ from sqlalchemy import create_engine, func, select, text
 
 from suppress import suppressions
 from suppress.addresses import InvalidAddress, email_hash
+from suppress.domains import InvalidPattern
 from suppress.lists import create_list
-from suppress.models import AuditEntry, AuditIsAppendOnly, HashedSuppression, Suppression, db
+from suppress.models import (
+    AuditEntry,
+    AuditIsAppendOnly,
+    DomainSuppression,
+    HashedSuppression,
+    Suppression,
+    db,
+)
 from suppress.suppressions import (
     LiftRefused,
     NotSuppressed,
@@ -87,9 +95,13 @@ def test_lapsed_suppression_starts_afresh(app):
     assert is_suppressed("a@b.fi")
 
 
-def test_list_scope_blocks_only_that_list(app):
+@pytest.mark.parametrize("kind", ["address", "domain"])
+def test_list_scope_blocks_only_that_list(app, kind):
     create_list("news", "News")
-    add("a@b.fi", scope="news")
+    if kind == "address":
+        add("a@b.fi", scope="news")
+    else:
+        add_domain("b.fi", scope="news")
     assert is_suppressed("a@b.fi", list="news")
     assert not is_suppressed("a@b.fi")
     assert not is_suppressed("a@b.fi", list="events")
@@ -331,3 +343,187 @@ def test_hashed_matches_names_the_source_of_each_matching_address(app):
 
 def test_hashed_matches_without_hashes_stored_finds_nothing(app):
     assert suppressions.hashed_matches(["a@b.fi"]) == {}
+
+
+def add_domain(pattern="example.fi", **kwargs):
+    kwargs.setdefault("reason", "manual")
+    kwargs.setdefault("source", "cli:test")
+    row, written = suppressions.suppress_domain(pattern, **kwargs)
+    db.session.commit()
+    return row, written
+
+
+def domain_rows():
+    return db.session.scalars(select(DomainSuppression).order_by(DomainSuppression.id)).all()
+
+
+def test_a_domain_suppression_stores_the_normal_form_and_audits_the_pattern(app):
+    row, written = add_domain(" *.Bücher.DE ", note="competitor", actor="cli:liisa")
+    assert written
+    assert (row.pattern, row.scope, row.reason, row.source, row.note) == (
+        "*.xn--bcher-kva.de",
+        "global",
+        "manual",
+        "cli:test",
+        "competitor",
+    )
+    (entry,) = audit_entries()
+    assert (entry.action, entry.actor, entry.email_hash, entry.scope, entry.why) == (
+        "domain_suppression.add",
+        "cli:liisa",
+        None,
+        "global",
+        "competitor",
+    )
+    assert entry.detail == {
+        "pattern": "*.xn--bcher-kva.de",
+        "reason": "manual",
+        "source": "cli:test",
+    }
+
+
+def test_a_domain_repeat_keeps_its_date_and_a_stronger_reason_replaces_a_weaker(app):
+    first, _ = add_domain("example.fi", reason="objected")
+    again, written = add_domain("EXAMPLE.fi", reason="manual")
+    assert (written, again.reason, again.created_at) == (False, "objected", first.created_at)
+    stronger, written = add_domain("example.fi", reason="complained")
+    assert (written, stronger.reason, stronger.created_at) == (True, "complained", first.created_at)
+    assert len(domain_rows()) == 1
+    actions = [entry.action for entry in audit_entries()]
+    assert actions == ["domain_suppression.add", "domain_suppression.update"]
+
+
+def test_a_lapsed_domain_suppression_starts_afresh(app):
+    past = datetime.now(UTC) - timedelta(days=1)
+    add_domain("example.fi", expires_at=past)
+    assert not is_suppressed("m@example.fi")
+    row, written = add_domain("example.fi")
+    assert written
+    assert row.created_at > past
+    assert row.expires_at is None
+    assert is_suppressed("m@example.fi")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "kwargs", "error"),
+    [
+        ("example.fi", {"scope": "nosuchlist"}, UnknownScope),
+        ("example.fi", {"reason": "bored"}, UnknownReason),
+        ("matti@example.fi", {}, InvalidPattern),
+        ("example..fi", {}, InvalidPattern),
+        ("*.fi", {}, InvalidPattern),
+    ],
+)
+def test_suppress_domain_refuses_bad_input_and_stores_nothing(app, pattern, kwargs, error):
+    with pytest.raises(error):
+        add_domain(pattern, **kwargs)
+    db.session.rollback()
+    assert domain_rows() == []
+    assert audit_entries() == []
+
+
+def test_a_public_suffix_is_stored_only_when_explicitly_allowed(app):
+    row, _ = add_domain("*.FI", allow_public_suffix=True)
+    assert row.pattern == "*.fi"
+    assert is_suppressed("m@yritys.fi")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "address", "blocked"),
+    [
+        ("example.fi", "Matti@EXAMPLE.fi", True),
+        ("example.fi", "matti@mail.example.fi", False),
+        ("*.example.fi", "matti@mail.example.fi", True),
+        ("*.example.fi", "matti@a.b.example.fi", True),
+        ("*.example.fi", "matti@example.fi", False),
+        ("*.example.fi", "matti@badexample.fi", False),
+        ("bücher.de", "x@BÜCHER.de", True),
+    ],
+)
+def test_is_suppressed_honours_exact_domains_and_subdomain_wildcards(
+    app, pattern, address, blocked
+):
+    add_domain(pattern)
+    assert is_suppressed(address) is blocked
+
+
+def test_lift_domain_removes_the_rule_and_audits_who_and_why(app):
+    add_domain("*.example.fi")
+    row = suppressions.lift_domain("*.EXAMPLE.fi", actor="cli:liisa", why="contract signed")
+    db.session.commit()
+    assert row.pattern == "*.example.fi"
+    assert domain_rows() == []
+    entry = audit_entries()[-1]
+    assert (entry.action, entry.actor, entry.why, entry.detail["pattern"]) == (
+        "domain_suppression.lift",
+        "cli:liisa",
+        "contract signed",
+        "*.example.fi",
+    )
+
+
+def test_lift_domain_of_a_complaint_needs_an_override_and_a_missing_rule_is_refused(app):
+    add_domain("example.fi", reason="complained")
+    with pytest.raises(LiftRefused, match="override reason"):
+        suppressions.lift_domain("example.fi", actor="cli:liisa")
+    with pytest.raises(NotSuppressed, match=r"example\.fi is not suppressed in scope 'news'"):
+        suppressions.lift_domain("example.fi", actor="cli:liisa", scope="news")
+    suppressions.lift_domain("example.fi", actor="cli:liisa", override_reason="in writing")
+    assert audit_entries()[-1].detail["overridden"] is True
+
+
+def test_lift_domain_takes_a_public_suffix_without_the_flag(app):
+    add_domain("*.fi", allow_public_suffix=True)
+    suppressions.lift_domain("*.fi", actor="cli:liisa")
+    assert domain_rows() == []
+
+
+def test_domain_suppressions_list_each_domain_beside_its_wildcard_global_first(app):
+    create_list("news", "News")
+    add_domain("*.example.fi", scope="news")
+    add_domain("*.example.fi")
+    add_domain("zeta.fi")
+    add_domain("example.fi")
+    add_domain("old.fi", expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    listed = [(row.pattern, row.scope) for row in suppressions.domain_suppressions()]
+    assert listed == [
+        ("example.fi", "global"),
+        ("*.example.fi", "global"),
+        ("*.example.fi", "news"),
+        ("zeta.fi", "global"),
+    ]
+    assert [row.pattern for row in suppressions.domain_suppressions("news")] == ["*.example.fi"]
+    everything = suppressions.domain_suppressions(lapsed=True)
+    assert "old.fi" in [row.pattern for row in everything]
+
+
+def test_domain_suppressions_for_an_address_are_those_that_cover_it(app):
+    add_domain("example.fi")
+    add_domain("*.example.fi")
+    add_domain("*.mail.example.fi", expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    add_domain("other.fi")
+    found = suppressions.domain_suppressions_for("M@X.Mail.Example.fi")
+    assert [row.pattern for row in found] == ["*.example.fi", "*.mail.example.fi"]
+
+
+@pytest.mark.parametrize("limit", [0, 10_000])
+def test_suppressed_among_honours_domain_suppressions_by_scan_and_by_index(app, monkeypatch, limit):
+    monkeypatch.setattr(suppressions, "INDEXED_LOOKUP_LIMIT", limit)
+    create_list("news", "News")
+    add("own@b.fi")
+    add_domain("*.example.fi")
+    add_domain("rival.fi", scope="news")
+    candidates = ["own@b.fi", "m@x.example.fi", "m@example.fi", "m@rival.fi"]
+    assert suppressed_among(candidates) == {"own@b.fi", "m@x.example.fi"}
+    assert suppressed_among(candidates, list="news") == {"own@b.fi", "m@x.example.fi", "m@rival.fi"}
+
+
+def test_domain_rules_hold_the_active_rules_in_scope_global_first(app):
+    create_list("news", "News")
+    add_domain("example.fi", scope="news", reason="objected")
+    add_domain("example.fi")
+    add_domain("lapsed.fi", expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    assert not suppressions.domain_rules().covering("m@lapsed.fi")
+    assert str(suppressions.domain_rules("news").covering("m@example.fi")) == (
+        "domain example.fi (manual, global)"
+    )

@@ -4,6 +4,10 @@ A provider turns its wire format into normalised :class:`Event` values and nothi
 never touches the database, the models or Flask's request. ``events.py`` decides what the
 events mean (suppress, count, ignore). The blueprint hands each provider a :class:`Delivery`
 (the raw request as bytes and headers) and maps the exceptions raised here to HTTP answers.
+
+For the sync job a provider turns :class:`Change` values into calls to its suppression API
+(``push``) and reads its own suppression lists back as :class:`Pulled` values (``pull``);
+``sync.py`` decides what to push and records the :class:`Outcome` of each change.
 """
 
 import base64
@@ -12,15 +16,19 @@ import functools
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from werkzeug.datastructures import Headers, MultiDict
 
 from suppress.config import ConfigError, Setting, http_url, text
+from suppress.providers.api import ApiError
 from suppress.vocabulary import EVENT_TYPES, REPORTED_BOUNCE_CLASSES
+
+if TYPE_CHECKING:
+    from suppress.providers.api import Api
 
 REQUIRED = object()
 """A setting default meaning: must be set whenever the provider is enabled."""
@@ -114,19 +122,123 @@ class Malformed(ValueError):
     """The body is not what the provider documents: answered 400 with the reason, stored never."""
 
 
+@dataclass(frozen=True)
+class Change:
+    """One suppression a destination must learn of, or with ``lift`` forget.
+
+    ``key`` identifies the change in the Outcome the provider hands back. ``reason`` is ours
+    (``unsubscribed``, ``complained``, ``bounced``...); a provider maps it to the nearest kind
+    its API can record. ``on_list`` means the suppression covers only the destination's list.
+    """
+
+    key: int
+    email: str
+    reason: str
+    on_list: bool = False
+    lift: bool = False
+
+
+ACCEPTED = "accepted"
+REFUSED = "refused"
+PENDING = "pending"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the provider said of one change: accepted, refused for good (with its words), or
+    pending (not settled yet: try again later)."""
+
+    key: int
+    status: str
+    detail: str | None = None
+
+
+# A whole call refused as malformed: the body, or one address in it, is not what the API takes.
+MALFORMED_STATUSES = frozenset({400, 422})
+
+
+def accepted(changes: Iterable[Change], detail: str | None = None) -> list[Outcome]:
+    return [Outcome(change.key, ACCEPTED, detail) for change in changes]
+
+
+def refused(change: Change, detail: str) -> Outcome:
+    return Outcome(change.key, REFUSED, detail)
+
+
+def split_on_refusal(changes: list[Change], send: Callable[[list[Change]], Any]) -> list[Outcome]:
+    """Every change accepted once ``send`` takes them in one call.
+
+    A provider that refuses a whole call as malformed does not say which address it choked on,
+    so the batch is halved and each half sent again: a bad address ends up alone and refused
+    with the provider's words, in about twice log2(batch) calls, while the others go through.
+    """
+    if not changes:
+        return []
+    try:
+        send(changes)
+    except ApiError as error:
+        if error.status not in MALFORMED_STATUSES:
+            raise
+        if len(changes) == 1:
+            return [refused(changes[0], str(error))]
+        half = len(changes) // 2
+        return split_on_refusal(changes[:half], send) + split_on_refusal(changes[half:], send)
+    return accepted(changes)
+
+
+@dataclass(frozen=True)
+class Pulled:
+    """One entry of a provider's own suppression list, in our reason vocabulary."""
+
+    email: str
+    reason: str
+    at: datetime | None = None
+    on_list: bool = False
+
+
+@dataclass(frozen=True)
+class Account:
+    """A destination as its provider sees it: the scope there, the API settings, a client.
+
+    ``target`` is the provider's own name for the scope (a domain, a group, a stream, an
+    audience); ``list_slug`` our list whose suppressions it carries besides the global ones;
+    ``settings`` the coerced ``API_SETTINGS`` of this destination.
+    """
+
+    name: str
+    target: str | None
+    list_slug: str | None
+    settings: Mapping[str, Any]
+    api: "Api"
+
+
 class Provider:
     """Base of every provider; a subclass sets the class attributes and overrides the methods.
 
-    ``SETTINGS`` names each ``SUPPRESS_<SLUG>_<KEY>`` the provider reads (keys without the
-    prefix); a default of :data:`REQUIRED` must be set once the provider is enabled. The
-    instance's ``settings`` holds the coerced values.
+    ``SETTINGS`` names each ``SUPPRESS_<SLUG>_<KEY>`` the webhook endpoint reads (keys without
+    the prefix); a default of :data:`REQUIRED` must be set once the provider is enabled. The
+    instance's ``settings`` holds the coerced values. ``API_SETTINGS`` are what the sync job
+    reads for each destination: ``SUPPRESS_DEST_<NAME>_<KEY>``, else ``SUPPRESS_<SLUG>_<KEY>``;
+    they never enable the webhook endpoint.
     """
 
     slug: ClassVar[str]
     name: ClassVar[str]
     SETTINGS: ClassVar[dict[str, Setting]] = {}
+    API_SETTINGS: ClassVar[dict[str, Setting]] = {}
     # The status that makes this provider retry a delivery we could not store (PROVIDERS.md §0).
     retry_status: ClassVar[int] = 503
+    # Changes per push call, the most the provider's API takes at once; 0: it has no push API.
+    PUSH_BATCH: ClassVar[int] = 0
+    # Push calls one sync worker keeps in flight at once: 1 unless the provider documents room
+    # for more than its rate limit or connection cap leaves (PROVIDERS.md, each "Rate limits").
+    CONCURRENCY: ClassVar[int] = 1
+    # Whether the API can remove a suppression we pushed (a re-subscribe, an expiry).
+    CAN_LIFT: ClassVar[bool] = False
+    # What a destination's target names at this provider, and the API setting that supplies it
+    # when the destination names none (None: the provider has one list per account).
+    TARGET: ClassVar[str | None] = None
+    TARGET_SETTING: ClassVar[str | None] = None
 
     def __init__(self, config: Mapping[str, Any]):
         self.settings = self.read_settings(config)
@@ -137,21 +249,28 @@ class Provider:
 
     @classmethod
     def read_settings(cls, config: Mapping[str, Any]) -> dict[str, Any]:
-        """Coerce each setting from ``config`` (keys as ``<SLUG>_<KEY>``); ConfigError names
-        the variable that is missing or wrong."""
-        settled = {}
-        for key, setting in cls.SETTINGS.items():
-            raw = config.get(f"{cls.slug.upper()}_{key}")
-            if raw in (None, ""):
-                if setting.default is REQUIRED:
-                    raise ConfigError(f"{cls.variable(key)} must be set to use {cls.name}")
-                settled[key] = setting.default
-                continue
-            try:
-                settled[key] = setting.coerce(raw)
-            except ValueError as error:
-                raise ConfigError(f"{cls.variable(key)}: {error}") from None
-        return settled
+        """The webhook settings from ``config`` (keys as ``<SLUG>_<KEY>``)."""
+        return _coerced(
+            cls.SETTINGS,
+            config,
+            lambda key: (f"{cls.slug.upper()}_{key}",),
+            lambda key: f"{cls.variable(key)} must be set to use {cls.name}",
+        )
+
+    @classmethod
+    def read_api_settings(cls, config: Mapping[str, Any], destination: str) -> dict[str, Any]:
+        """A destination's API settings: ``DEST_<NAME>_<KEY>`` first, then ``<SLUG>_<KEY>``,
+        so that two accounts at one provider can each have their own credentials."""
+        own = f"DEST_{destination.upper().replace('-', '_')}_"
+        return _coerced(
+            cls.API_SETTINGS,
+            config,
+            lambda key: (own + key, f"{cls.slug.upper()}_{key}"),
+            lambda key: (
+                f"destination {destination!r} needs SUPPRESS_{own}{key} or "
+                f"{cls.variable(key)} to be set"
+            ),
+        )
 
     @classmethod
     def is_configured(cls, config: Mapping[str, Any]) -> bool:
@@ -178,8 +297,51 @@ class Provider:
         """
         raise NotImplementedError
 
+    @classmethod
+    def api(cls, settings: Mapping[str, Any], **options: Any) -> "Api":
+        """The authenticated client of the provider's API; ``options`` are Api's keywords."""
+        raise NotImplementedError
+
+    @classmethod
+    def push(cls, account: Account, changes: list[Change]) -> list[Outcome]:
+        """Tell the provider of at most PUSH_BATCH changes; an Outcome for every change.
+
+        Pushes are idempotent: re-pushing what the provider already holds counts as accepted.
+        ApiError means the call as a whole failed and nothing is settled.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def pull(cls, account: Account, since: datetime | None) -> Iterator[Pulled]:
+        """Every entry of the provider's suppression lists in the account's scope (changed
+        since ``since`` where the API filters by date), page by page."""
+        raise NotImplementedError
+
 
 # Helpers shared by provider modules.
+
+
+def _coerced(
+    table: Mapping[str, Setting],
+    config: Mapping[str, Any],
+    names: Callable[[str], tuple[str, ...]],
+    needed: Callable[[str], str],
+) -> dict[str, Any]:
+    """Each setting of ``table`` coerced from the first of its ``names`` set in ``config``, else
+    its default; ConfigError names the variable that is missing (``needed``) or wrong."""
+    settled = {}
+    for key, setting in table.items():
+        variable = next((name for name in names(key) if config.get(name) not in (None, "")), None)
+        if variable is None:
+            if setting.default is REQUIRED:
+                raise ConfigError(needed(key))
+            settled[key] = setting.default
+            continue
+        try:
+            settled[key] = setting.coerce(config[variable])
+        except ValueError as error:
+            raise ConfigError(f"SUPPRESS_{variable}: {error}") from None
+    return settled
 
 
 def secrets_list(value: Any) -> tuple[str, ...]:
@@ -312,6 +474,15 @@ def from_iso(value: Any) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+def optional_iso(value: Any) -> datetime | None:
+    """An ISO 8601 time from a provider's API answer; None for a blank or unreadable one (a
+    pulled entry is worth keeping without its date)."""
+    try:
+        return from_iso(value) if nonblank(value) else None
+    except Malformed:
+        return None
 
 
 # The coercers providers' settings share with the service's own.

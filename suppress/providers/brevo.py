@@ -1,4 +1,4 @@
-"""Brevo (formerly Sendinblue): verifying its webhook requests and parsing its events.
+"""Brevo (formerly Sendinblue): its webhook requests and events, and its contacts API for sync.
 
 Brevo cannot sign webhooks (developers.brevo.com docs/secured-webhooks): a request proves its
 origin by HTTP basic auth in the notify URL or a bearer token configured on the webhook, and
@@ -6,26 +6,42 @@ optionally by coming from Brevo's published address ranges. One POST holds one e
 an array of up to 500 when the webhook is batched (docs/batch-webhooks). Transactional and
 marketing webhooks share this endpoint; their ``event`` names are listed below. This module
 reads wire formats only; ``events.py`` decides what the events mean.
+
+For the sync job a suppression blocklists the contact for marketing email (``emailBlacklisted``,
+account-wide); one of our list's suppressions unlinks the contact from the destination's Brevo
+list (its target). Pulls read the blocklisted contacts and the transactional blocklist.
 """
 
 import ipaddress
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 from werkzeug.datastructures import Headers
 
 from suppress.config import ConfigError, Setting
+from suppress.providers.api import Api, ApiError
 from suppress.providers.base import (
+    ACCEPTED,
+    REQUIRED,
+    Account,
+    Change,
     Delivery,
     Event,
     Malformed,
+    Outcome,
     Provider,
+    Pulled,
     Rejected,
     basic_auth,
     credentials_list,
     from_epoch,
+    from_iso,
     load_json,
+    nonblank,
     optional_text,
+    refused,
     same,
     secrets_list,
     synthetic_id,
@@ -81,6 +97,33 @@ PROXY_OPENS = frozenset({"proxy_open", "unique_proxy_open"})
 # ahead of ts_event, so ``ts`` is read only for contact events, which carry nothing else.
 TIME_FIELDS = ("ts_epoch", "ts_event", "ts")
 
+# Sync: the contacts API (API reference, "Contacts"). "Update multiple contacts" (POST
+# /contacts/batch) was retired on 30 October 2026 (changelog, "Deprecation Notice: POST
+# /contacts/batch"), and its replacement "Import contacts" runs in the background and imports
+# into lists: so one call per change, within the contacts endpoints' 10 requests a second
+# (docs/api-limits).
+CONTACTS_PER_CALL = 1
+# "Get all the contacts": limit "maximum 1000"; sorted by creation, so ascending pages do not
+# shift while contacts are added.
+CONTACTS_PER_PAGE = 1000
+# "Get the list of blocked or unsubscribed transactional contacts": limit "max 100".
+BLOCKED_PER_PAGE = 100
+# Its reason.code ("safe for comparison"), as our reasons.
+BLOCKED_REASONS = {
+    "hardBounce": "bounced",
+    "contactFlaggedAsSpam": "complained",
+    "adminBlocked": "manual",
+    "unsubscribedViaEmail": "unsubscribed",
+    "unsubscribedViaApi": "unsubscribed",
+    "unsubscribedViaMA": "unsubscribed",
+}
+# "Update a contact": identifierType email_id names the contact by its address in the path.
+BY_ADDRESS = {"identifierType": "email_id"}
+BAD_REQUEST = 400
+# docs/limit-headers: a 429 carries no Retry-After, but this header, the seconds until the
+# rate-limit window resets.
+RATE_LIMIT_RESET = "x-sib-ratelimit-reset"
+
 
 def network_list(value: Any) -> tuple[Network, ...]:
     """Comma-separated addresses or CIDR ranges (Brevo publishes its webhook ranges)."""
@@ -103,12 +146,19 @@ class Brevo(Provider):
         "WEBHOOK_ALLOWED_IPS": Setting(
             None, network_list, "CIDR ranges webhook requests must come from (optional)"
         ),
-        "API_KEY": Setting(None, text, "API key for the contacts API (sync)"),
-        "API_URL": Setting("https://api.brevo.com/v3", url, "Brevo API base URL"),
+    }
+    API_SETTINGS: ClassVar[dict[str, Setting]] = {
+        "API_KEY": Setting(REQUIRED, text, "API key (`xkeysib-…`); required to sync."),
+        "API_URL": Setting("https://api.brevo.com/v3", url, "Brevo API base URL."),
     }
     # Brevo retries only timeouts and 429; any other 4xx, and any 5xx, discards the event
     # (docs/retry-mechanism).
     retry_status = 429
+    PUSH_BATCH = CONTACTS_PER_CALL
+    CAN_LIFT = True
+    # The blocklist is account-wide: a destination needs a target (a Brevo list id) only to
+    # carry one of our lists.
+    TARGET = None
 
     def __init__(self, config: Mapping[str, Any]):
         super().__init__(config)
@@ -173,6 +223,24 @@ class Brevo(Provider):
                 machine=True if raw_type in PROXY_OPENS else None,
             )
 
+    @classmethod
+    def api(cls, settings: Mapping[str, Any], **options: Any) -> Api:
+        """The key in the ``api-key`` header ("Authentication"); a 429 waits out
+        x-sib-ratelimit-reset."""
+        headers = {"api-key": settings["API_KEY"]}
+        return Api(settings["API_URL"], headers=headers, wait_header=RATE_LIMIT_RESET, **options)
+
+    @classmethod
+    def push(cls, account: Account, changes: list[Change]) -> list[Outcome]:
+        return [_pushed(account, change) for change in changes]
+
+    @classmethod
+    def pull(cls, account: Account, since: datetime | None) -> Iterator[Pulled]:
+        """Contacts blocklisted for marketing, then the transactional blocklist; Brevo keeps
+        no list-level opt-out to read, so every entry is global."""
+        yield from _blocklisted(account, since)
+        yield from _blocked(account, since)
+
 
 def check_address(remote_addr: str | None, allowed: tuple[Network, ...]) -> None:
     try:
@@ -226,3 +294,87 @@ def campaign(record: Mapping[str, Any]) -> str | None:
     if isinstance(tags, list) and tags and isinstance(tags[0], str) and tags[0]:
         return tags[0]
     return None
+
+
+def _pushed(account: Account, change: Change) -> Outcome:
+    """One change, one call. A 400 is Brevo refusing this address (or the list id) for good."""
+    try:
+        if change.on_list:
+            return _unlinked(account, change)
+        if change.lift:
+            _update(account, change, {"emailBlacklisted": False})
+        else:
+            # "Create a contact" with updateEnabled updates an existing contact in the same
+            # request, so a re-push is accepted again.
+            contact = {"email": change.email, "emailBlacklisted": True, "updateEnabled": True}
+            account.api.call("POST", "/contacts", json=contact)
+    except ApiError as error:
+        if error.status != BAD_REQUEST:
+            raise
+        return refused(change, str(error))
+    return Outcome(change.key, ACCEPTED)
+
+
+def _unlinked(account: Account, change: Change) -> Outcome:
+    """Our list's suppression takes the contact off the destination's Brevo list."""
+    if change.lift:
+        return refused(change, "Brevo keeps no list opt-out to lift: re-add only with consent")
+    if not (account.target or "").isdigit():
+        return refused(change, "the destination's target must be its Brevo list id")
+    _update(account, change, {"unlinkListIds": [int(account.target)]})
+    return Outcome(change.key, ACCEPTED)
+
+
+def _update(account: Account, change: Change, body: dict[str, Any]) -> None:
+    """``PUT /contacts/{identifier}`` ("Update a contact"). A 404 is no such contact: nothing
+    to unblock or unlink."""
+    path = f"/contacts/{quote(change.email, safe='@')}"
+    account.api.call("PUT", path, params=BY_ADDRESS, json=body, ok=(404,))
+
+
+def _blocklisted(account: Account, since: datetime | None) -> Iterator[Pulled]:
+    """Contacts with ``emailBlacklisted``; "Get all the contacts" cannot filter on it, so
+    every contact (changed since ``since``) is read and the rest skipped."""
+    params: dict[str, Any] = {"limit": CONTACTS_PER_PAGE, "sort": "asc"}
+    if since:
+        # modifiedSince: "YYYY-MM-DDTHH:mm:ss.SSSZ".
+        stamp = since.astimezone(UTC).isoformat(timespec="milliseconds")
+        params["modifiedSince"] = stamp.replace("+00:00", "Z")
+    for contact in _pages(account, "/contacts", params, CONTACTS_PER_PAGE):
+        address = nonblank(contact.get("email"))
+        if address and contact.get("emailBlacklisted") is True:
+            yield Pulled(address, "unsubscribed", _moment(contact.get("modifiedAt")))
+
+
+def _blocked(account: Account, since: datetime | None) -> Iterator[Pulled]:
+    params: dict[str, Any] = {"limit": BLOCKED_PER_PAGE, "sort": "asc"}
+    if since:
+        # startDate and endDate (YYYY-MM-DD) come together, and neither may be in the future.
+        today = datetime.now(UTC).date()
+        params.update(startDate=min(since.astimezone(UTC).date(), today).isoformat())
+        params.update(endDate=today.isoformat())
+    for contact in _pages(account, "/smtp/blockedContacts", params, BLOCKED_PER_PAGE):
+        address = nonblank(contact.get("email"))
+        reason = contact.get("reason") if isinstance(contact.get("reason"), dict) else {}
+        if address:
+            ours = BLOCKED_REASONS.get(reason.get("code"), "unsubscribed")
+            yield Pulled(address, ours, _moment(contact.get("blockedAt")))
+
+
+def _pages(account: Account, path: str, params: dict[str, Any], size: int) -> Iterator[dict]:
+    """Every item of an offset-paged list, until a page comes back short."""
+    offset = 0
+    while True:
+        page = account.api.json("GET", path, params={**params, "offset": offset}) or {}
+        contacts = page.get("contacts") or []
+        yield from contacts
+        if len(contacts) < size:
+            return
+        offset += len(contacts)
+
+
+def _moment(value: Any) -> datetime | None:
+    try:
+        return from_iso(value)
+    except Malformed:
+        return None

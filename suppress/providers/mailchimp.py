@@ -1,26 +1,37 @@
-"""Mailchimp audience webhooks: one form-encoded event per POST, authenticated by a URL secret.
+"""Mailchimp audiences: the webhook's form-encoded events, and the members API the sync job uses.
 
-Mailchimp is mainly a sync destination; its webhooks tell us about unsubscribes, cleaned
-(bounced or complained) addresses and re-subscribes in an audience. They carry no signature and no
-event id: the secret travels in the webhook URL's query and ids are synthetic. Stores nothing.
+Mailchimp is mainly a sync destination: a destination is one audience (list), and a suppression
+becomes the member's status there, ``unsubscribed`` or ``cleaned``. Its webhooks tell us about
+unsubscribes, cleaned (bounced or complained) addresses and re-subscribes in an audience. They
+carry no signature and no event id: the secret travels in the webhook URL's query and ids are
+synthetic. Stores nothing.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from werkzeug.datastructures import MultiDict
 
-from suppress.config import Setting
+from suppress.config import ConfigError, Setting
+from suppress.providers.api import Api
 from suppress.providers.base import (
+    ACCEPTED,
     REQUIRED,
+    Account,
+    Change,
     Delivery,
     Event,
     Malformed,
+    Outcome,
     Provider,
+    Pulled,
     Rejected,
     Reply,
     from_iso,
+    nonblank,
+    refused,
     same,
     secrets_list,
     slug_map,
@@ -29,8 +40,12 @@ from suppress.providers.base import (
     url,
 )
 
-# PROVIDERS.md mailchimp, Suppression API: <dc> is the API key's suffix after its last "-".
-API_URL = "https://<dc>.api.mailchimp.com/3.0"
+# Marketing API Quick Start, "Make your first API call": the base URL names the account's data
+# centre, which is the API key's suffix after its last "-" (…-us6 → us6).
+DATA_CENTRE = "<dc>"
+API_URL = f"https://{DATA_CENTRE}.api.mailchimp.com/3.0"
+# Same page: HTTP Basic with any user name and the API key as the password.
+API_USER = "suppress"
 # developer.mailchimp.com "About Webhooks", Securing Webhooks: "include a secret key in the
 # webhook URL and check the GET parameter".
 SECRET_PARAMETER = "secret"
@@ -52,6 +67,21 @@ EVENT_MAP: dict[str, str] = {
 }
 ABUSE = "abuse"
 
+# Sync. API reference, Lists/Audiences, "Batch subscribe or unsubscribe" (POST /lists/{list_id}):
+# "Up to 500 members may be added or updated with each API call"; it answers 200 even when some
+# members fail, naming each in ``errors``.
+MAX_MEMBERS_PER_CALL = 500
+# List members, "List members info": count "Maximum value is 1000"; paged by offset.
+MAX_MEMBERS_PER_PAGE = 1000
+# List members, status: Mailchimp cleans an address that hard bounced or kept soft bouncing, the
+# nearest it has to our bounces; everything else we suppress is the member unsubscribing.
+UNSUBSCRIBED = "unsubscribed"
+CLEANED = "cleaned"
+STATUSES = {"bounced": CLEANED, "soft_bounced": CLEANED}
+PULLED_STATUSES = {UNSUBSCRIBED: "unsubscribed", CLEANED: "bounced"}
+# Only what a pulled member needs ("fields": a comma-separated list of fields to return).
+MEMBER_FIELDS = "members.email_address,members.status,members.last_changed"
+
 
 class Mailchimp(Provider):
     slug = "mailchimp"
@@ -61,16 +91,28 @@ class Mailchimp(Provider):
             REQUIRED,
             secrets_list,
             "Random secret(s) put in the webhook URL as `?secret=…`, comma-separated while one "
-            "rotates; a sync-only set-up sets one too, which keeps the URL closed.",
-        ),
-        "API_KEY": Setting(None, text, "API key (`…-us6`) for pushing suppressions."),
-        "API_URL": Setting(
-            API_URL, url, "Base URL of the Marketing API; `<dc>` is the API key's suffix."
+            "rotates.",
         ),
         "LIST_IDS": Setting(
             {}, slug_map, "Our lists and the audiences they are, `slug=listid,slug=listid`."
         ),
     }
+    API_SETTINGS: ClassVar[dict[str, Setting]] = {
+        "API_KEY": Setting(REQUIRED, text, "API key (`…-us6`); required to sync."),
+        "API_URL": Setting(
+            API_URL, url, "Base URL of the Marketing API; `<dc>` is the API key's suffix."
+        ),
+        "AUDIENCE_ID": Setting(
+            None, text, "Audience (list) id synced when a destination names none."
+        ),
+    }
+    PUSH_BATCH = MAX_MEMBERS_PER_CALL
+    # The API will not make an unsubscribed or cleaned member subscribed again: it answers
+    # "Member In Compliance State" ("in a compliance state due to unsubscribe, bounce, or
+    # compliance review and cannot be subscribed"); only the person can, by a sign-up form.
+    CAN_LIFT = False
+    TARGET = "the audience (list) id"
+    TARGET_SETTING = "AUDIENCE_ID"
 
     def __init__(self, config: Mapping[str, Any]):
         super().__init__(config)
@@ -114,6 +156,38 @@ class Mailchimp(Provider):
             )
         ]
 
+    @classmethod
+    def api(cls, settings: Mapping[str, Any], **options: Any) -> Api:
+        return Api(_base_url(settings), auth=(API_USER, settings["API_KEY"]), **options)
+
+    @classmethod
+    def push(cls, account: Account, changes: list[Change]) -> list[Outcome]:
+        """One batch call; ``update_existing`` sets the status of members already in the
+        audience, so pushing again what it holds is accepted again."""
+        body = {"members": _members(changes), "update_existing": True}
+        answer = account.api.json("POST", f"/lists/{account.target}", json=body) or {}
+        errors = {
+            str(error.get("email_address", "")).lower(): error.get("error") or "refused"
+            for error in answer.get("errors") or []
+        }
+        return [
+            refused(change, errors[change.email.lower()])
+            if change.email.lower() in errors
+            else Outcome(change.key, ACCEPTED)
+            for change in changes
+        ]
+
+    @classmethod
+    def pull(cls, account: Account, since: datetime | None) -> Iterator[Pulled]:
+        """Unsubscribed and cleaned members changed since ``since``. Leaving the audience is
+        leaving the destination's list; a cleaned address is dead for every list."""
+        for status, reason in PULLED_STATUSES.items():
+            for member in _members_with(account, status, since):
+                address = nonblank(member.get("email_address"))
+                if address:
+                    at = _moment(member.get("last_changed"))
+                    yield Pulled(address, reason, at, on_list=status == UNSUBSCRIBED)
+
 
 def _kind(raw_type: str, form: MultiDict) -> str:
     """An abuse report is a complaint whether it arrives as unsubscribe or cleaned.
@@ -136,3 +210,56 @@ def _recipient(raw_type: str, form: MultiDict) -> str | None:
 def _bounce_reason(raw_type: str, form: MultiDict) -> str | None:
     """A cleaned address's data[reason] (hard or abuse), the only bounce text Mailchimp sends."""
     return (form.get("data[reason]") or None) if raw_type == "cleaned" else None
+
+
+def _base_url(settings: Mapping[str, Any]) -> str:
+    base = settings["API_URL"]
+    if DATA_CENTRE not in base:
+        return base
+    _, dash, centre = settings["API_KEY"].rpartition("-")
+    if not dash or not centre.isalnum():
+        raise ConfigError(
+            "a Mailchimp API key ends in -<dc>, its data centre (e.g. …-us6); "
+            "for any other key set SUPPRESS_MAILCHIMP_API_URL"
+        )
+    return base.replace(DATA_CENTRE, centre)
+
+
+def _members(changes: list[Change]) -> list[dict[str, str]]:
+    """One member per address: a batch may name an address twice (for the audience and for
+    our list), and an unsubscribe outlasts a bounce there, so it wins."""
+    statuses: dict[str, str] = {}
+    for change in changes:
+        address = change.email.lower()
+        status = STATUSES.get(change.reason, UNSUBSCRIBED)
+        if statuses.get(address) != UNSUBSCRIBED:
+            statuses[address] = status
+    return [{"email_address": address, "status": status} for address, status in statuses.items()]
+
+
+def _members_with(account: Account, status: str, since: datetime | None) -> Iterator[dict]:
+    params: dict[str, Any] = {
+        "status": status,
+        "count": MAX_MEMBERS_PER_PAGE,
+        "fields": MEMBER_FIELDS,
+    }
+    if since:
+        # "since_last_changed": ISO 8601, "2015-10-21T15:41:36+00:00".
+        params["since_last_changed"] = since.astimezone(UTC).isoformat(timespec="seconds")
+    offset = 0
+    while True:
+        page = account.api.json(
+            "GET", f"/lists/{account.target}/members", params={**params, "offset": offset}
+        )
+        members = (page or {}).get("members") or []
+        yield from members
+        if len(members) < MAX_MEMBERS_PER_PAGE:
+            return
+        offset += len(members)
+
+
+def _moment(value: Any) -> datetime | None:
+    try:
+        return from_iso(value)
+    except Malformed:
+        return None

@@ -1,27 +1,44 @@
-"""MailerSend webhooks: one JSON event per POST, signed with a hex HMAC-SHA256 of the body.
+"""MailerSend: webhooks (one JSON event per POST, signed with a hex HMAC-SHA256 of the body)
+turned into events, and suppressions pushed to and pulled from its suppression lists.
 
 Reads both payload shapes MailerSend has sent: the current flat ``data`` (``recipient``,
 ``message_id``, ``meta``) and the older nested one (``data.email.recipient.email``,
 ``data.morph``) that its webhooks page still shows. Stores nothing.
+
+For the sync job a destination is one sending domain: each suppression goes to the domain's list
+that records its kind (API reference "Recipients", suppressions). MailerSend has no lists of
+recipients, so a destination carrying one of our lists stands for a domain that sends that list's
+mail: its list suppressions go to the domain's lists too.
 """
 
 import hashlib
 import hmac
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar
 
 from suppress.config import Setting
+from suppress.providers.api import Api, ApiError
 from suppress.providers.base import (
     REQUIRED,
+    Account,
+    Change,
     Delivery,
     Event,
     Malformed,
+    Outcome,
     Provider,
+    Pulled,
     Rejected,
     Reply,
+    accepted,
     from_iso,
     load_json,
     nonblank,
+    optional_iso,
+    refused,
     same,
     secrets_list,
     synthetic_id,
@@ -78,6 +95,37 @@ BOUNCE_CLASSES: dict[str, str] = {"activity.soft_bounced": "soft", "activity.har
 # The flat shape's meta field per event kind (anymail mailersend.py); first present wins.
 REASON_FIELDS = ("bounce_reason", "reject_reason", "suppression_reason", "unsubscribe_reason")
 
+# Sync: "Add recipients to a suppression list" takes {"domain_id", "recipients": [...]}; the
+# reference states no maximum (unverified), and 500 keeps a call well inside the account's 60
+# calls a minute and daily quota (mailersend-skills, "limits-and-errors").
+MAX_RECIPIENTS_PER_CALL = 500
+# "Get recipients from a suppression list", limit: "Min: 10, Max: 100".
+PAGE_LIMIT = 100
+# Our reasons and the list that records each nearest; the rest are unsubscribes. MailerSend
+# keeps no soft bounces, and ours expire (a lift takes them off again), so they go with the hard
+# ones; a person's objection or an operator's block is what the blocklist is for.
+LISTS = {
+    "bounced": "hard-bounces",
+    "soft_bounced": "hard-bounces",
+    "complained": "spam-complaints",
+    "objected": "blocklist",
+    "manual": "blocklist",
+    "erased": "blocklist",
+}
+UNSUBSCRIBES = "unsubscribes"
+PULLED_LISTS = {
+    UNSUBSCRIBES: "unsubscribed",
+    "hard-bounces": "bounced",
+    "spam-complaints": "complained",
+    "blocklist": "manual",
+}
+# A 422 names each refused recipient by its place in the array (Laravel validation errors:
+# {"message", "errors": {"recipients.3": ["The recipients.3 must be a valid email address."]}}).
+RECIPIENT_ERROR = re.compile(r"recipients\.(\d+)")
+# Blocklist entries are exact addresses or patterns such as "*@example.com"; only the former
+# name a recipient.
+EXACT = "exact"
+
 
 @dataclass(frozen=True)
 class Activity:
@@ -100,10 +148,16 @@ class MailerSend(Provider):
             secrets_list,
             "The webhook's signing secret(s), comma-separated while one rotates.",
         ),
-        "API_KEY": Setting(None, text, "API token for pushing suppressions."),
-        "API_URL": Setting(API_URL, url, "Base URL of the MailerSend API."),
-        "DOMAIN_ID": Setting(None, text, "The sending domain's id, the scope of its suppressions."),
     }
+    API_SETTINGS: ClassVar[dict[str, Setting]] = {
+        "API_KEY": Setting(REQUIRED, text, "API token; required to sync suppressions."),
+        "API_URL": Setting(API_URL, url, "Base URL of the MailerSend API."),
+        "DOMAIN_ID": Setting(None, text, "Sending domain id synced when a destination names none."),
+    }
+    PUSH_BATCH = MAX_RECIPIENTS_PER_CALL
+    CAN_LIFT = True
+    TARGET = "the sending domain's id"
+    TARGET_SETTING = "DOMAIN_ID"
 
     def verify(self, delivery: Delivery) -> None:
         """Webhooks "Security": ``Signature`` is the hex HMAC-SHA256 of the raw body.
@@ -159,6 +213,32 @@ class MailerSend(Provider):
                 user_agent=activity.user_agent,
             )
         ]
+
+    @classmethod
+    def api(cls, settings: Mapping[str, Any], **options: Any) -> Api:
+        """``Authorization: Bearer <token>`` ("Authentication")."""
+        bearer = {"Authorization": f"Bearer {settings['API_KEY']}"}
+        return Api(settings["API_URL"], headers=bearer, **options)
+
+    @classmethod
+    def push(cls, account: Account, changes: list[Change]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        for kind, batch in _by_list(changes).items():
+            outcomes += _add(account, kind, [change for change in batch if not change.lift])
+            outcomes += _remove(account, kind, [change for change in batch if change.lift])
+        return outcomes
+
+    @classmethod
+    def pull(cls, account: Account, since: datetime | None) -> Iterator[Pulled]:
+        """Every page of the domain's four lists; they have no date filter, so ``since`` is not
+        used. Only unsubscribes can be a list's: bounces, complaints and blocks are about the
+        address."""
+        for kind, reason in PULLED_LISTS.items():
+            on_list = kind == UNSUBSCRIBES and account.list_slug is not None
+            for entry in _entries(account, kind):
+                email = _address(entry)
+                if email:
+                    yield Pulled(email, reason, optional_iso(entry.get("created_at")), on_list)
 
 
 def _envelope(document: Any) -> tuple[str, dict]:
@@ -223,3 +303,89 @@ def _nested(data: dict) -> Activity:
 def _object(data: dict, key: str) -> dict:
     value = data.get(key)
     return value if isinstance(value, dict) else {}
+
+
+# Sync
+
+
+def _by_list(changes: list[Change]) -> dict[str, list[Change]]:
+    lists: dict[str, list[Change]] = {}
+    for change in changes:
+        lists.setdefault(LISTS.get(change.reason, UNSUBSCRIBES), []).append(change)
+    return lists
+
+
+def _add(account: Account, kind: str, changes: list[Change]) -> list[Outcome]:
+    """``POST /suppressions/<kind>``; re-adding a recipient the list holds succeeds. A 422 that
+    names recipients refuses those only: they are recorded and the rest posted again."""
+    outcomes: list[Outcome] = []
+    while changes:
+        body = {"domain_id": account.target, "recipients": [change.email for change in changes]}
+        try:
+            account.api.json("POST", f"/suppressions/{kind}", json=body)
+            return outcomes + accepted(changes)
+        except ApiError as error:
+            refusals = _refusals(error, len(changes))
+            if not refusals:
+                raise
+        outcomes += [refused(changes[place], words) for place, words in refusals.items()]
+        changes = [change for place, change in enumerate(changes) if place not in refusals]
+    return outcomes
+
+
+def _refusals(error: ApiError, count: int) -> dict[int, str]:
+    """The recipients a 422 refuses, by their place in the array, with MailerSend's words."""
+    errors = error.body.get("errors") if isinstance(error.body, Mapping) else None
+    if error.status != 422 or not isinstance(errors, Mapping):
+        return {}
+    refusals = {}
+    for field, words in errors.items():
+        match = RECIPIENT_ERROR.fullmatch(str(field))
+        if match and int(match[1]) < count:
+            refusals[int(match[1])] = (
+                " ".join(map(str, words)) if isinstance(words, list) else str(words)
+            )
+    return refusals
+
+
+def _remove(account: Account, kind: str, changes: list[Change]) -> list[Outcome]:
+    """``DELETE /suppressions/<kind>`` takes entry ids, not addresses, so the list is read until
+    every lifted address is found; one it does not hold is gone already, which is the aim."""
+    if not changes:
+        return []
+    wanted = {change.email.lower() for change in changes}
+    ids = []
+    for entry in _entries(account, kind):
+        email = (_address(entry) or "").lower()
+        if email in wanted:
+            ids.append(entry["id"])
+            wanted.discard(email)
+            if not wanted:
+                break
+    if ids:
+        body = {"domain_id": account.target, "ids": ids}
+        account.api.call("DELETE", f"/suppressions/{kind}", json=body, ok=(404,))
+    return accepted(changes)
+
+
+def _entries(account: Account, kind: str) -> Iterator[Mapping[str, Any]]:
+    """Every entry of one list for the domain, page by page until ``links.next`` is null."""
+    page = 1
+    while True:
+        query = {"domain_id": account.target, "page": page, "limit": PAGE_LIMIT}
+        document = account.api.json("GET", f"/suppressions/{kind}", params=query)
+        document = document if isinstance(document, Mapping) else {}
+        entries = document.get("data") or []
+        yield from (entry for entry in entries if isinstance(entry, Mapping))
+        if not entries or not (document.get("links") or {}).get("next"):
+            return
+        page += 1
+
+
+def _address(entry: Mapping[str, Any]) -> str | None:
+    """A blocklist entry holds its address as an exact ``pattern``; the other lists nest it in
+    ``recipient`` (API reference, "Get recipients from a suppression list")."""
+    if "pattern" in entry:
+        return nonblank(entry["pattern"]) if entry.get("type") == EXACT else None
+    recipient = entry.get("recipient")
+    return nonblank(recipient.get("email")) if isinstance(recipient, Mapping) else None

@@ -18,18 +18,30 @@ import hmac
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 from suppress.config import Setting
+from suppress.providers.api import Api
 from suppress.providers.base import (
+    ACCEPTED,
     REQUIRED,
+    Account,
+    Change,
     Delivery,
     Event,
     Malformed,
+    Outcome,
     Provider,
+    Pulled,
     Rejected,
     Reply,
+    accepted,
     from_epoch,
+    nonblank,
     required_text,
     same,
     scalar_text,
@@ -73,6 +85,19 @@ SUPPRESSED_REASONS = frozenset({"suppress-bounce", "suppress-unsubscribe", "supp
 GAVE_UP_REASON = "old"
 # "Event Types", failed: severity=temporary is a temporary rejection Mailgun retries.
 SEVERITIES = {"permanent": ("bounced", "hard"), "temporary": ("deferred", None)}
+
+
+# Sync: the suppressions API (API reference, "Unsubscribe", "Bounces", "Complaints"). Each
+# table is per sending domain and takes "up to 1000" records in one JSON POST.
+MAX_RECORDS_PER_CALL = 1000
+# Our reasons and the table that records each nearest; the rest are unsubscribes.
+TABLES = {"bounced": "bounces", "soft_bounced": "bounces", "complained": "complaints"}
+PULLED_TABLES = {"unsubscribes": "unsubscribed", "bounces": "bounced", "complaints": "complained"}
+# "Unsubscribe", tags: "*" unsubscribes the address from all the domain's mail; a tag name only
+# from mail carrying that tag, which is how a list-level suppression is pushed (as its slug).
+ALL_MAIL = "*"
+# A bounce record needs an SMTP code and text; ours are decisions, not replies, so we say so.
+BOUNCE_CODE = "550"
 
 
 class SeenTokens:
@@ -130,12 +155,21 @@ class Mailgun(Provider):
             seconds,
             "How far the signed timestamp may be from now; tokens are remembered this long.",
         ),
-        "API_KEY": Setting(None, text, "API key for pushing suppressions (sync job)."),
+    }
+    API_SETTINGS: ClassVar[dict[str, Setting]] = {
+        "API_KEY": Setting(REQUIRED, text, "API key; required to sync suppressions."),
         "API_URL": Setting(
             "https://api.mailgun.net", url, "API base URL (EU: https://api.eu.mailgun.net)."
         ),
-        "DOMAIN": Setting(None, text, "Sending domain whose suppression lists are synced."),
+        "DOMAIN": Setting(None, text, "Sending domain synced when a destination names none."),
     }
+    PUSH_BATCH = MAX_RECORDS_PER_CALL
+    # Its suppressions API documents no rate limit, only 429 (PROVIDERS.md), which Api's
+    # retries wait out: a few calls at once, not one per core.
+    CONCURRENCY = 4
+    CAN_LIFT = True
+    TARGET = "the sending domain"
+    TARGET_SETTING = "DOMAIN"
 
     def verify(self, delivery: Delivery) -> None:
         """hex HMAC-SHA256(key, timestamp + token) in the body ("Securing Webhooks")."""
@@ -177,6 +211,41 @@ class Mailgun(Provider):
                 **_engagement(data),
             )
         ]
+
+    @classmethod
+    def api(cls, settings: Mapping[str, Any], **options: Any) -> Api:
+        """HTTP Basic, user ``api``, the API key as password (API reference, "Authentication")."""
+        return Api(settings["API_URL"], auth=("api", settings["API_KEY"]), **options)
+
+    @classmethod
+    def push(cls, account: Account, changes: list[Change]) -> list[Outcome]:
+        outcomes = []
+        for table, batch in _by_table(changes).items():
+            additions = [change for change in batch if not change.lift]
+            if additions:
+                created_at = format_datetime(_now(), True)
+                records = [
+                    _record(table, change, account.list_slug, created_at) for change in additions
+                ]
+                account.api.json("POST", f"/v3/{account.target}/{table}", json=records)
+                outcomes += accepted(additions)
+            outcomes += [_lift(account, table, change) for change in batch if change.lift]
+        return outcomes
+
+    @classmethod
+    def pull(cls, account: Account, since: datetime | None) -> Iterator[Pulled]:
+        """Every page of the three tables; the suppressions API has no date filter, so
+        ``since`` is not used."""
+        for table, reason in PULLED_TABLES.items():
+            page: Any = f"/v3/{account.target}/{table}?limit={MAX_RECORDS_PER_CALL}"
+            while page:
+                document = account.api.json("GET", page)
+                items = document.get("items") or []
+                for item in items:
+                    entry = _pulled(item, reason, account.list_slug)
+                    if entry:
+                        yield entry
+                page = items and (document.get("paging") or {}).get("next")
 
     def _signed(self, signature: dict, message: bytes) -> bool:
         # A subaccount's event also carries parent-signature, made with the parent account's
@@ -259,3 +328,54 @@ def _engagement(data: dict) -> dict[str, Any]:
         "ip": scalar_text(data.get("ip")),
         "user_agent": scalar_text(client.get("user-agent")),
     }
+
+
+def _by_table(changes: list[Change]) -> dict[str, list[Change]]:
+    tables: dict[str, list[Change]] = {}
+    for change in changes:
+        tables.setdefault(TABLES.get(change.reason, "unsubscribes"), []).append(change)
+    return tables
+
+
+def _record(table: str, change: Change, list_slug: str | None, created_at: str) -> dict[str, Any]:
+    """A record as the table documents it; ``created_at`` in RFC 822, as it asks (made once
+    per call: formatting it per record cost more than encoding the whole body)."""
+    record: dict[str, Any] = {"address": change.email, "created_at": created_at}
+    if table == "unsubscribes":
+        record["tags"] = [list_slug if change.on_list and list_slug else ALL_MAIL]
+    elif table == "bounces":
+        record.update(code=BOUNCE_CODE, error=f"suppressed by suppress: {change.reason}")
+    return record
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _lift(account: Account, table: str, change: Change) -> Outcome:
+    """``DELETE /v3/<domain>/<table>/<address>``: mail to the address resumes. A record that is
+    gone already (404) is what we wanted."""
+    params = {"tag": account.list_slug} if table == "unsubscribes" and change.on_list else None
+    path = f"/v3/{account.target}/{table}/{quote(change.email, safe='@')}"
+    account.api.call("DELETE", path, params=params, ok=(404,))
+    return Outcome(change.key, ACCEPTED)
+
+
+def _pulled(item: Mapping[str, Any], reason: str, list_slug: str | None) -> Pulled | None:
+    address = nonblank(item.get("address"))
+    if address is None:
+        return None
+    tags = item.get("tags") or [ALL_MAIL]
+    on_list = ALL_MAIL not in tags
+    if on_list and list_slug not in tags:
+        return None  # unsubscribed from mail with some other tag, not from a list of ours
+    at = _moment(item.get("created_at"))
+    return Pulled(email=address, reason=reason, at=at, on_list=on_list)
+
+
+def _moment(value: Any) -> datetime | None:
+    """Mailgun answers RFC 822 dates ("Fri, 21 Oct 2011 11:02:55 UTC")."""
+    try:
+        return parsedate_to_datetime(value).astimezone(UTC) if isinstance(value, str) else None
+    except (TypeError, ValueError):
+        return None

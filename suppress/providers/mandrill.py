@@ -7,27 +7,41 @@ message, sync and inbound events (PROVIDERS.md § mandrill). It never touches th
 Mandrill gives no event id: ``_id`` is the *message's* id, shared by its send, opens and
 clicks, so every event gets a synthetic id (PROVIDERS.md §0). Our own metadata rides in the
 message's ``metadata`` (``campaign``).
+
+For the sync job it adds to, reads and deletes from the rejection denylist (PROVIDERS.md §
+mandrill, "Suppression API"), the (sub)account-wide list that stops all of its mail.
 """
 
 import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from werkzeug.datastructures import MultiDict
 
 from suppress.config import Setting
+from suppress.providers.api import RETRIED_STATUSES, Api, ApiError
 from suppress.providers.base import (
+    ACCEPTED,
     REQUIRED,
+    Account,
+    Change,
     Delivery,
     Event,
     Malformed,
+    Outcome,
     Provider,
+    Pulled,
     Rejected,
     Reply,
     from_epoch,
+    from_iso,
+    nonblank,
+    refused,
     same,
     scalar_text,
     secrets_list,
@@ -70,6 +84,33 @@ BOUNCE_CLASSES = {
 # mirror Mandrill's own lists; the message events already say why an address was added.
 SYNC_TYPES = {"blacklist": "unknown", "whitelist": "unknown"}
 
+# Sync: the Rejects API (API reference, "Rejects": /rejects/add, /rejects/list,
+# /rejects/delete). Every call is a POST of a JSON body that carries the API key. rejects/list
+# "Returns up to 1000 results" and has no paging: a larger denylist is read only in part, so a
+# full reconcile takes the rest for lost and pushes it again (harmlessly: adding is idempotent).
+ADD, LIST, DELETE = "/rejects/add.json", "/rejects/list.json", "/rejects/delete.json"
+# rejects/add takes one address per call; this many changes are settled per transaction.
+CHANGES_PER_BATCH = 50
+# rejects/list, reason: "hard-bounce, soft-bounce, spam, unsub, custom"; ours that are nearest.
+PULLED_REASONS = {
+    "hard-bounce": "bounced",
+    "soft-bounce": "soft_bounced",
+    "spam": "complained",
+    "unsub": "unsubscribed",
+    "custom": "manual",
+}
+# Mandrill answers an error with HTTP 500 and {"status": "error", "name": ...} (as its client
+# libraries' tests record it); the name says whose fault it is, as the status would elsewhere.
+ERROR_STATUSES = {
+    "Invalid_Key": 401,
+    "Unknown_Subaccount": 403,  # the destination's target names no subaccount of this key
+    "ValidationError": 400,
+    "Invalid_Reject": 404,  # rejects/delete: "The requested email is not in the rejection list"
+}
+# rejects/add: "Attempting to denylist an address that has been added to the allowlist will
+# have no effect"; it answers added: false.
+ALLOWLISTED = "Mandrill did not add it: the address is on its allowlist"
+
 
 def registered_url(value: Any) -> str:
     """The webhook URL exactly as saved in Mandrill, which signs it character for character
@@ -95,9 +136,13 @@ class Mandrill(Provider):
             registered_url,
             "The webhook URL exactly as registered in Mandrill (it is part of the signature).",
         ),
-        "API_KEY": Setting(None, text, "API key for pushing rejects (sync job)."),
+    }
+    API_SETTINGS: ClassVar[dict[str, Setting]] = {
+        "API_KEY": Setting(REQUIRED, text, "API key; required to sync the rejection denylist."),
         "API_URL": Setting("https://mandrillapp.com/api/1.0", url, "API base URL."),
     }
+    PUSH_BATCH = CHANGES_PER_BATCH
+    CAN_LIFT = True
 
     def verify(self, delivery: Delivery) -> None:
         """base64 HMAC-SHA1 over the registered URL and the sorted POST fields."""
@@ -121,6 +166,28 @@ class Mandrill(Provider):
 
     def parse(self, delivery: Delivery) -> list[Event]:
         return [self._event(item) for item in load_batch(delivery.form)]
+
+    @classmethod
+    def api(cls, settings: Mapping[str, Any], **options: Any) -> Api:
+        """The key travels in each body, not here. A 500 is not retried: Mandrill answers its
+        errors (a wrong key, a bad address) with it, and those do not mend by asking again."""
+        return Api(settings["API_URL"], retried=RETRIED_STATUSES - {500}, **options)
+
+    @classmethod
+    def push(cls, account: Account, changes: list[Change]) -> list[Outcome]:
+        """One call per change. A destination's target is the subaccount whose denylist it
+        fills; Mandrill has no list scope, so list-wide changes go there like the rest."""
+        return [_pushed(account, change) for change in changes]
+
+    @classmethod
+    def pull(cls, account: Account, since: datetime | None) -> Iterator[Pulled]:
+        """The denylist's unexpired entries, the first 1000 of them; rejects/list filters by no
+        date, so ``since`` is not used."""
+        for item in _call(account, LIST, include_expired=False) or []:
+            address = nonblank(item.get("email")) if isinstance(item, dict) else None
+            reason = PULLED_REASONS.get(item.get("reason")) if address else None
+            if address and reason:
+                yield Pulled(email=address, reason=reason, at=_moment(item.get("created_at")))
 
     def _signed_text(self, form: MultiDict) -> str:
         # "Authenticating webhook requests": the URL, then each POST field's key and value,
@@ -233,3 +300,62 @@ def _engagement(item: dict) -> dict[str, Any]:
         "user_agent": scalar_text(item.get("user_agent")),
         "machine": True if robot else None,
     }
+
+
+def _call(account: Account, path: str, **fields: Any) -> Any:
+    """One call with the key (and the subaccount) in its body; Mandrill's error answer becomes
+    an ApiError with the status its name stands for."""
+    body = {"key": account.settings["API_KEY"], **fields}
+    if account.target:
+        body["subaccount"] = account.target
+    response = account.api.call("POST", path, json=body, ok=(500,))
+    try:
+        document = response.json()
+    except ValueError:
+        document = None
+    if response.status_code != 500:
+        return document
+    error = document if isinstance(document, dict) else {}
+    status = ERROR_STATUSES.get(error.get("name"), 500)
+    words = f"{error.get('name')}: {error.get('message')}" if error else response.text[:300]
+    raise ApiError(f"POST {path}: {words}", status=status, body=document)
+
+
+def _pushed(account: Account, change: Change) -> Outcome:
+    try:
+        if change.lift:
+            _call(account, DELETE, email=change.email)
+            return Outcome(change.key, ACCEPTED)
+        answer = _call(account, ADD, email=change.email, comment=_comment(change)) or {}
+    except ApiError as error:
+        if error.status == 404 and change.lift:
+            return Outcome(change.key, ACCEPTED)
+        if error.status == 400:
+            return refused(change, str(error).partition(": ")[2])
+        raise
+    if answer.get("added") or _listed(account, change.email):
+        return Outcome(change.key, ACCEPTED)
+    return refused(change, ALLOWLISTED)
+
+
+def _comment(change: Change) -> str:
+    """rejects/add records no reason: ours goes in the comment, which rejects/list shows."""
+    return f"{change.reason} (suppress)"
+
+
+def _listed(account: Account, email: str) -> bool:
+    """Whether the denylist holds ``email`` already, which rejects/add may also answer with
+    added: false."""
+    entries = _call(account, LIST, email=email, include_expired=False) or []
+    return any(
+        isinstance(entry, dict) and str(entry.get("email", "")).lower() == email.lower()
+        for entry in entries
+    )
+
+
+def _moment(value: Any) -> datetime | None:
+    """Mandrill's times are UTC without a zone ("2013-01-01 15:30:27")."""
+    try:
+        return from_iso(value) if value else None
+    except Malformed:
+        return None

@@ -5,25 +5,39 @@ proves its origin only by the HTTP basic-auth credentials in the webhook URL and
 custom header set through the Webhooks API (``HttpHeaders``). Every POST carries one JSON record
 whose ``RecordType`` selects its shape. This module reads wire formats only; ``events.py``
 decides what the events mean.
+
+For the sync job it pushes suppressions to one message stream's suppression list (the
+destination's target) through the Suppressions API, and reads that list back.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 from werkzeug.datastructures import Headers
 
 from suppress.config import ConfigError, Setting
+from suppress.providers.api import Api
 from suppress.providers.base import (
+    ACCEPTED,
+    REQUIRED,
+    Account,
+    Change,
     Delivery,
     Event,
     Malformed,
+    Outcome,
     Provider,
+    Pulled,
     Rejected,
     check_basic_auth,
     credentials_list,
     from_iso,
     load_json,
+    nonblank,
     optional_text,
+    refused,
     required_text,
     same,
     secrets_list,
@@ -104,6 +118,24 @@ TIME_FIELDS = ("BouncedAt", "DeliveredAt", "ReceivedAt", "ChangedAt")
 # Bounce records (spam complaints included) carry Postmark's bounce ``ID``; the rest carry none.
 RECORDS_WITH_ID = ("Bounce", "SpamComplaint")
 
+# Sync: the Suppressions API (developer/api/suppressions-api), one list per message stream.
+# "Create a Suppression" and "Delete a Suppression" take up to 50 addresses a call (more is
+# ErrorCode 1410, "You cannot provide more than the maximum number of suppressions").
+MAX_SUPPRESSIONS_PER_CALL = 50
+# Marketing mail goes through a broadcast stream; "broadcast" is the id of the one a server has.
+DEFAULT_STREAM = "broadcast"
+# A pushed suppression is always a ManualSuppression of Origin Customer, whatever our reason:
+# the API records no other kind. Each address gets its own Status in the answer.
+DONE_STATUSES = frozenset({"Suppressed", "Deleted"})
+# The answer for an address whose suppression only the recipient or Postmark may change (the
+# example is a spam complaint). Created again, such an address is suppressed already; deleted,
+# it stays suppressed: "Delete a Suppression" cannot reactivate a SpamComplaint.
+NO_AUTHORITY = "You do not have the required authority to change this suppression."
+# "Suppression dump", SuppressionReason: a hard bounce or a complaint is a fact about the address,
+# for every list. A ManualSuppression concerns what the stream carries (the destination's list,
+# if it has one): an unsubscribe when the recipient made it (Origin Recipient), else manual.
+PULLED_REASONS = {"HardBounce": "bounced", "SpamComplaint": "complained"}
+
 
 def header_list(value: Any) -> tuple[tuple[str, str], ...]:
     """Comma-separated ``Name: value`` pairs, so a header secret can rotate like a password."""
@@ -126,10 +158,18 @@ class Postmark(Provider):
         "WEBHOOK_HEADER": Setting(
             None, header_list, "Name: value of a secret header set on the webhook (HttpHeaders)"
         ),
-        "API_KEY": Setting(None, text, "server token for the suppressions API (sync)"),
-        "API_URL": Setting("https://api.postmarkapp.com", url, "Postmark API base URL"),
-        "MESSAGE_STREAM": Setting("outbound", text, "message stream the sync job pushes to"),
     }
+    API_SETTINGS: ClassVar[dict[str, Setting]] = {
+        "API_KEY": Setting(REQUIRED, text, "server token; required to sync suppressions"),
+        "API_URL": Setting("https://api.postmarkapp.com", url, "Postmark API base URL"),
+        "MESSAGE_STREAM": Setting(
+            DEFAULT_STREAM, text, "message stream synced when a destination names none"
+        ),
+    }
+    PUSH_BATCH = MAX_SUPPRESSIONS_PER_CALL
+    CAN_LIFT = True
+    TARGET = "the message stream"
+    TARGET_SETTING = "MESSAGE_STREAM"
 
     def __init__(self, config: Mapping[str, Any]):
         super().__init__(config)
@@ -173,6 +213,35 @@ class Postmark(Provider):
                 user_agent=optional_text(record, "UserAgent"),
             )
         ]
+
+    @classmethod
+    def api(cls, settings: Mapping[str, Any], **options: Any) -> Api:
+        """The server token in ``X-Postmark-Server-Token`` (developer/api/overview,
+        "Authentication")."""
+        headers = {"X-Postmark-Server-Token": settings["API_KEY"]}
+        return Api(settings["API_URL"], headers=headers, **options)
+
+    @classmethod
+    def push(cls, account: Account, changes: list[Change]) -> list[Outcome]:
+        """Create and delete suppressions on the stream; the stream is the destination's scope,
+        so a list-level change goes there like a global one. Postmark processes a created
+        suppression "asynchronously", within a minute: its answer is still the outcome."""
+        additions = [change for change in changes if not change.lift]
+        lifts = [change for change in changes if change.lift]
+        return _suppressions(account, "suppressions", additions) + _suppressions(
+            account, "suppressions/delete", lifts
+        )
+
+    @classmethod
+    def pull(cls, account: Account, since: datetime | None) -> Iterator[Pulled]:
+        """The stream's whole list in one answer ("Suppression dump" has no paging), from the
+        day of ``since`` on (``fromdate`` is a date, inclusive)."""
+        params = {"fromdate": since.date().isoformat()} if since else None
+        document = account.api.json("GET", f"{_stream(account)}/suppressions/dump", params=params)
+        for item in (document or {}).get("Suppressions") or []:
+            entry = _pulled(item)
+            if entry:
+                yield entry
 
 
 def check_header(headers: Headers, accepted: tuple[tuple[str, str], ...]) -> None:
@@ -245,3 +314,55 @@ def stream_scope(record_type: str, record: Mapping[str, Any]) -> str | None:
 def geo_ip(record: Mapping[str, Any]) -> str | None:
     geo = record.get("Geo")
     return optional_text(geo, "IP") if isinstance(geo, dict) else None
+
+
+def _stream(account: Account) -> str:
+    return f"/message-streams/{quote(str(account.target), safe='')}"
+
+
+def _suppressions(account: Account, action: str, changes: list[Change]) -> list[Outcome]:
+    """One call for ``changes``, an Outcome for each address Postmark answered for (matched by
+    address, as it may write it in another case); an address it left out stays pending."""
+    if not changes:
+        return []
+    body = {"Suppressions": [{"EmailAddress": change.email} for change in changes]}
+    document = account.api.json("POST", f"{_stream(account)}/{action}", json=body)
+    answers = {
+        str(item.get("EmailAddress", "")).lower(): item
+        for item in (document or {}).get("Suppressions") or []
+        if isinstance(item, dict)
+    }
+    return [
+        _outcome(change, answers[change.email.lower()])
+        for change in changes
+        if change.email.lower() in answers
+    ]
+
+
+def _outcome(change: Change, answer: Mapping[str, Any]) -> Outcome:
+    message = nonblank(answer.get("Message"))
+    if answer.get("Status") in DONE_STATUSES:
+        return Outcome(change.key, ACCEPTED)
+    if message == NO_AUTHORITY and not change.lift:
+        return Outcome(change.key, ACCEPTED, f"suppressed already by the recipient: {message}")
+    return refused(change, message or f"Postmark answered {answer.get('Status')!r}")
+
+
+def _pulled(item: Any) -> Pulled | None:
+    address = nonblank(item.get("EmailAddress")) if isinstance(item, dict) else None
+    if address is None:
+        return None
+    kind = item.get("SuppressionReason")
+    if kind in PULLED_REASONS:
+        reason, on_list = PULLED_REASONS[kind], False
+    else:
+        by_recipient = item.get("Origin") == "Recipient"
+        reason, on_list = ("unsubscribed" if by_recipient else "manual"), True
+    return Pulled(email=address, reason=reason, at=_moment(item.get("CreatedAt")), on_list=on_list)
+
+
+def _moment(value: Any) -> datetime | None:
+    try:
+        return from_iso(value)
+    except Malformed:
+        return None

@@ -3,21 +3,35 @@
 Resend delivers through Svix, which is the Standard Webhooks scheme under ``svix-*`` header names
 (resend.com/docs "Verify Webhooks Requests"), so verification is ``standard.check_signature``.
 This module only knows Resend's vocabulary and payload shapes; it stores nothing.
+
+For the sync job it pushes suppressions to the team's suppression list and reads it back. That
+Suppressions API is in private beta (resend.com/docs "Suppressions"): an account without it is
+told so plainly (:class:`NotAvailable`).
 """
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, ClassVar
 
 from suppress.config import Setting
+from suppress.providers.api import Api, ApiError
 from suppress.providers.base import (
     REQUIRED,
+    Account,
+    Change,
     Delivery,
     Event,
     Malformed,
+    Outcome,
     Provider,
+    Pulled,
+    accepted,
     from_iso,
     load_json,
     nonblank,
+    refused,
+    split_on_refusal,
     text,
     url,
 )
@@ -66,6 +80,31 @@ BOUNCE_CLASSES: dict[str, str] = {
 }
 
 
+# Sync: the Suppressions API (resend.com/docs api-reference/suppressions). "Add Suppressions" and
+# "Remove Suppressions" take "between 1 and 100 email addresses"; "List Suppressions" pages by
+# `after` (an id) up to a `limit` of 100 and says `has_more`.
+SUPPRESSIONS_PER_CALL = 100
+# "Email Suppressions" (changelog): an entry's origin is bounce, complaint or manual; every
+# address the API adds is manual, whatever our reason.
+PULLED_ORIGINS = {"bounce": "bounced", "complaint": "complained", "manual": "manual"}
+# A private-beta API that the account lacks answers as if the route did not exist, or forbidden.
+NOT_AVAILABLE_STATUSES = frozenset({403, 404})
+TEAM_WIDE = (
+    "Resend keeps one suppression list for the whole team: a suppression of one list "
+    "is not pushed, as it would stop all mail to the address"
+)
+
+
+class NotAvailable(ApiError):
+    """Resend refused its Suppressions API: the account is not in its private beta, or the
+    API key is invalid (both answer 403). Fatal like bad credentials: the destination cannot
+    work until the account or the key changes."""
+
+    @property
+    def fatal(self) -> bool:
+        return True
+
+
 class Resend(Provider):
     slug = "resend"
     name = "Resend"
@@ -75,9 +114,15 @@ class Resend(Provider):
             signing_keys,
             "The webhook's signing secret(s), `whsec_…`, comma-separated while one rotates.",
         ),
-        "API_KEY": Setting(None, text, "API key (`re_…`) for pushing suppressions."),
+    }
+    API_SETTINGS: ClassVar[dict[str, Setting]] = {
+        "API_KEY": Setting(
+            REQUIRED, text, "API key (`re_…`) with full access; required to sync suppressions."
+        ),
         "API_URL": Setting(API_URL, url, "Base URL of the Resend API."),
     }
+    PUSH_BATCH = SUPPRESSIONS_PER_CALL
+    CAN_LIFT = True
 
     def verify(self, delivery: Delivery) -> None:
         check_signature(delivery, self.settings["WEBHOOK_SECRET"], prefix=HEADER_FAMILY)
@@ -103,6 +148,76 @@ class Resend(Provider):
             )
             for recipient in recipients
         ]
+
+    @classmethod
+    def api(cls, settings: Mapping[str, Any], **options: Any) -> Api:
+        """``Authorization: Bearer re_…`` (api-reference "Introduction", "Authentication")."""
+        headers = {"Authorization": f"Bearer {settings['API_KEY']}"}
+        return Api(settings["API_URL"], headers=headers, **options)
+
+    @classmethod
+    def push(cls, account: Account, changes: list[Change]) -> list[Outcome]:
+        """Add and remove in batches. Adding an address suppressed already returns its
+        suppression (idempotent); removing one that is not returns nothing for it ("misses are
+        omitted rather than reported as errors", resend-python's batch remove)."""
+        team = [change for change in changes if not change.on_list]
+        additions = [change for change in team if not change.lift]
+        lifts = [change for change in team if change.lift]
+        with _available():
+            outcomes = split_on_refusal(additions, lambda batch: _send(account, "add", batch))
+            if lifts:
+                _send(account, "remove", lifts)
+        return (
+            outcomes
+            + accepted(lifts)
+            + [refused(change, TEAM_WIDE) for change in changes if change.on_list]
+        )
+
+    @classmethod
+    def pull(cls, account: Account, since: datetime | None) -> Iterator[Pulled]:
+        """Every page of the team's list; it has no date filter, so ``since`` is not used."""
+        params: dict[str, Any] = {"limit": SUPPRESSIONS_PER_CALL}
+        with _available():
+            while True:
+                page = account.api.json("GET", "/suppressions", params=params) or {}
+                items = [item for item in page.get("data") or [] if isinstance(item, dict)]
+                yield from filter(None, (_pulled(item) for item in items))
+                if not (page.get("has_more") and items):
+                    return
+                params["after"] = items[-1].get("id")
+
+
+@contextmanager
+def _available() -> Iterator[None]:
+    try:
+        yield
+    except ApiError as error:
+        if error.status not in NOT_AVAILABLE_STATUSES:
+            raise
+        raise NotAvailable(
+            f"Resend's Suppressions API is not available: it is in private beta and this "
+            f"account may not have it, or the API key is invalid ({error})",
+            status=error.status,
+            body=error.body,
+        ) from None
+
+
+def _send(account: Account, action: str, changes: list[Change]) -> None:
+    emails = [change.email for change in changes]
+    account.api.json("POST", f"/suppressions/batch/{action}", json={"emails": emails})
+
+
+def _pulled(item: Mapping[str, Any]) -> Pulled | None:
+    """An entry of "List Suppressions"; resend-node names its origin ``reason``."""
+    address = nonblank(item.get("email"))
+    if address is None:
+        return None
+    origin = item.get("origin") or item.get("reason")
+    try:
+        at = from_iso(item.get("created_at"))
+    except Malformed:
+        at = None
+    return Pulled(email=address, reason=PULLED_ORIGINS.get(origin, "manual"), at=at)
 
 
 def _envelope(document: Any) -> tuple[str, dict]:

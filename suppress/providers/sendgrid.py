@@ -1,8 +1,10 @@
 """Twilio SendGrid's Event Webhook: ECDSA-signed JSON batches turned into Events.
 
 Owns verifying the Signed Event Webhook and reading SendGrid's event vocabulary (PROVIDERS.md
-§ sendgrid). It never touches the database: ``events.py`` decides what an event means. The
-API settings are read here for the sync job, which pushes unsubscribes to SendGrid.
+§ sendgrid). It never touches the database: ``events.py`` decides what an event means. For the
+sync job it pushes suppressions to SendGrid's Suppressions API as global unsubscribes, or as
+suppressions of the unsubscribe group a destination names as its target, and reads SendGrid's
+own suppression lists back.
 
 Our own metadata rides in SendGrid custom arguments, which SendGrid merges into every event at
 the top level (Event Webhook Reference, "Unique Arguments and Custom Arguments"): a custom
@@ -12,28 +14,39 @@ argument ``campaign`` names the campaign.
 import base64
 import binascii
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from suppress.config import Setting
+from suppress.providers.api import Api, ApiError
 from suppress.providers.base import (
+    ACCEPTED,
     REQUIRED,
+    Account,
+    Change,
     Delivery,
     Event,
     Malformed,
+    Outcome,
     Provider,
+    Pulled,
     Rejected,
     Reply,
     from_epoch,
     load_json,
+    nonblank,
+    refused,
     scalar_text,
     seconds,
     secrets_list,
     slug_map,
+    split_on_refusal,
     synthetic_id,
     text,
     url,
@@ -86,6 +99,26 @@ ENGAGEMENT_EVENTS = frozenset(
 )
 
 
+# Sync: the Suppressions API (v3 API reference, "Suppressions - Global Suppressions",
+# "Suppressions - Suppressions", "Bounces", "Spam Reports", "Invalid Emails").
+API_URL = "https://api.sendgrid.com"
+GLOBAL_SUPPRESSIONS = "/v3/asm/suppressions/global"
+# The reference sets no maximum on recipient_emails; a thousand addresses keep one call's body
+# near 30 kB, and a batch refused as a whole is split until the bad address is found.
+MAX_ADDRESSES_PER_CALL = 1000
+# Bounces, spam reports and invalid emails can only be listed and deleted ("Bounces", "Spam
+# Reports", "Invalid Emails": no POST), so every reason is pushed as an unsubscribe. Reading
+# back, each list stands for the nearest of our reasons.
+PULLED_LISTS = {
+    "unsubscribes": "unsubscribed",
+    "bounces": "bounced",
+    "spam_reports": "complained",
+    "invalid_emails": "bounced",
+}
+# "PaginationCommonLimit": "The maximum page size for this endpoint is 500 items per page."
+PAGE_SIZE = 500
+
+
 def verification_keys(value: Any) -> tuple[ec.EllipticCurvePublicKey, ...]:
     """Each key as SendGrid shows it (base64 DER without PEM armour), loaded at start-up."""
     return tuple(_public_key(item) for item in secrets_list(value))
@@ -119,14 +152,22 @@ class SendGrid(Provider):
             seconds,
             "How far the signed timestamp may be from now; covers SendGrid's 24 h of retries.",
         ),
-        "API_KEY": Setting(None, text, "API key for pushing unsubscribes (sync job)."),
-        "API_URL": Setting(
-            "https://api.sendgrid.com", url, "API base URL (EU subusers: api.eu.sendgrid.com)."
-        ),
         "GROUP_IDS": Setting(
             None, slug_map, "Our list slugs and SendGrid unsubscribe group ids: slug=id,..."
         ),
     }
+    API_SETTINGS: ClassVar[dict[str, Setting]] = {
+        "API_KEY": Setting(
+            REQUIRED, text, "API key with Suppressions access; required to sync suppressions."
+        ),
+        "API_URL": Setting(
+            API_URL, url, "API base URL (EU subusers: https://api.eu.sendgrid.com)."
+        ),
+    }
+    PUSH_BATCH = MAX_ADDRESSES_PER_CALL
+    CAN_LIFT = True
+    # A target is optional: the unsubscribe group that keeps the destination's list there.
+    TARGET = None
 
     def __init__(self, config: Mapping[str, Any]):
         super().__init__(config)
@@ -155,6 +196,33 @@ class SendGrid(Provider):
     def parse(self, delivery: Delivery) -> list[Event]:
         batch = load_batch(delivery.body)
         return [self._event(item) for item in batch]
+
+    @classmethod
+    def api(cls, settings: Mapping[str, Any], **options: Any) -> Api:
+        """``Authorization: Bearer <API key>`` (v3 API reference, "Authentication")."""
+        headers = {"Authorization": f"Bearer {settings['API_KEY']}"}
+        return Api(settings["API_URL"], headers=headers, **options)
+
+    @classmethod
+    def push(cls, account: Account, changes: list[Change]) -> list[Outcome]:
+        """Global suppressions, and the destination's list as its unsubscribe group."""
+        additions = [change for change in changes if not change.lift]
+        everywhere = [change for change in additions if not change.on_list]
+        outcomes = _add(account, GLOBAL_SUPPRESSIONS, everywhere)
+        outcomes += _add_to_group(account, [change for change in additions if change.on_list])
+        return outcomes + [_lift(account, change) for change in changes if change.lift]
+
+    @classmethod
+    def pull(cls, account: Account, since: datetime | None) -> Iterator[Pulled]:
+        """The four lists SendGrid suppresses by, created since ``since``; then the group's
+        suppressions, which have no dates and are read whole."""
+        for name, reason in PULLED_LISTS.items():
+            yield from _pages(account, f"/v3/suppression/{name}", reason, since)
+        if account.target and account.list_slug:
+            path = f"{_group(account)}/suppressions"
+            for address in account.api.json("GET", path) or []:
+                if nonblank(address):
+                    yield Pulled(email=address, reason="unsubscribed", on_list=True)
 
     def _check_fresh(self, timestamp: str) -> None:
         if not (timestamp.isascii() and timestamp.isdigit()):
@@ -259,3 +327,80 @@ def _engagement(item: dict, raw: str) -> dict[str, Any]:
         # sg_machine_open: SendGrid's own verdict that an open was a machine's prefetch.
         "machine": machine if isinstance(machine, bool) else None,
     }
+
+
+def _add(account: Account, path: str, changes: list[Change]) -> list[Outcome]:
+    def send(batch: list[Change]) -> None:
+        addresses = [change.email for change in batch]
+        account.api.json("POST", path, json={"recipient_emails": addresses})
+
+    return split_on_refusal(changes, send)
+
+
+def _add_to_group(account: Account, changes: list[Change]) -> list[Outcome]:
+    """Suppressions of the destination's unsubscribe group, once SendGrid confirms it exists:
+    "If you attempt to add suppressions to a group that has been deleted or does not exist, the
+    suppressions will be added to the global suppressions list" ("Add suppressions to a
+    suppression group"), which would stop all mail to people who left one list."""
+    if not changes:
+        return []
+    if not account.target:
+        why = "the destination names no SendGrid unsubscribe group (its target) for its list"
+        return [refused(change, why) for change in changes]
+    try:
+        account.api.call("GET", _group(account))
+    except ApiError as error:
+        if error.status != 404:
+            raise
+        raise ApiError(
+            f"SendGrid has no unsubscribe group {account.target!r} (the destination's target)",
+            status=error.status,
+            body=error.body,
+        ) from None
+    return _add(account, f"{_group(account)}/suppressions", changes)
+
+
+def _group(account: Account) -> str:
+    return f"/v3/asm/groups/{quote(str(account.target), safe='')}"
+
+
+def _lift(account: Account, change: Change) -> Outcome:
+    """``DELETE`` the address from the global list or the group ("Delete a Global Suppression",
+    "Delete a suppression from a suppression group"); one already gone (404) is what we wanted.
+
+    The address is part of the path, so it is left out of an error's message, which is logged.
+    """
+    address = quote(change.email, safe="@")
+    base = _group(account) + "/suppressions" if change.on_list else GLOBAL_SUPPRESSIONS
+    try:
+        account.api.call("DELETE", f"{base}/{address}", ok=(404,))
+    except ApiError as error:
+        message = str(error).replace(address, "<address>")
+        raise ApiError(message, status=error.status, body=error.body) from None
+    return Outcome(change.key, ACCEPTED)
+
+
+def _pages(account: Account, path: str, reason: str, since: datetime | None) -> Iterator[Pulled]:
+    """``limit`` and ``offset`` paging ("PaginationCommonOffset") until a short page;
+    ``start_time`` keeps to entries created since the last pull."""
+    params: dict[str, Any] = {"limit": PAGE_SIZE, "offset": 0}
+    if since is not None:
+        params["start_time"] = int(since.timestamp())
+    while True:
+        page = account.api.json("GET", path, params=params) or []
+        for item in page:
+            entry = _pulled(item, reason)
+            if entry:
+                yield entry
+        if len(page) < PAGE_SIZE:
+            return
+        params["offset"] += PAGE_SIZE
+
+
+def _pulled(item: Any, reason: str) -> Pulled | None:
+    address = nonblank(item.get("email")) if isinstance(item, dict) else None
+    if address is None:
+        return None
+    created = item.get("created")
+    at = from_epoch(created) if isinstance(created, int | float) else None
+    return Pulled(email=address, reason=reason, at=at)

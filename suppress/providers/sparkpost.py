@@ -4,26 +4,41 @@ Owns SparkPost's webhook format (a JSON array of ``{"msys": {"<class>": {...}}}`
 batch, its event vocabulary and its bounce classification. SparkPost signs nothing, so the
 webhook's basic auth credentials are the only proof of origin. Stores nothing; ``events.py``
 decides what the events mean.
+
+For the sync job it upserts into and reads back the account's (or a subaccount's) suppression
+list (PROVIDERS.md § sparkpost, "Suppression API").
 """
 
 import re
-from datetime import datetime
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any, ClassVar
+from urllib.parse import quote, urljoin
+
+import requests
 
 from suppress.config import Setting
+from suppress.providers.api import Api, ApiError
 from suppress.providers.base import (
+    ACCEPTED,
     REQUIRED,
+    Account,
+    Change,
     Delivery,
     Event,
     Malformed,
+    Outcome,
     Provider,
+    Pulled,
     Reply,
+    accepted,
     check_basic_auth,
     credentials_list,
     from_epoch,
     from_iso,
     load_json,
     nonblank,
+    refused,
     synthetic_id,
     text,
     url,
@@ -103,6 +118,41 @@ ENGAGEMENT_CLASSES = frozenset({"track_event"})
 DIGITS = re.compile(r"\d+(\.\d+)?")
 REALM = "suppress sparkpost"
 
+# Sync: the Suppression List API (API reference, "Suppression List"). "Bulk Create or Update
+# Suppressions" takes "Max length: 10,000" recipients per PUT, and a change may need two
+# entries (one per type), so a batch holds half as many changes.
+MAX_ENTRIES_PER_CALL = 10_000
+CHANGES_PER_CALL = MAX_ENTRIES_PER_CALL // 2
+# Team rule (PROVIDERS.md § sparkpost): an unsubscribe stops marketing (non_transactional)
+# mail; a hard bounce or a complaint stops both types. A soft bounce is a pause of marketing
+# mail here, not proof of a dead address, so it is marketing-only too.
+BOTH_TYPES = ("transactional", "non_transactional")
+MARKETING = ("non_transactional",)
+TYPES = {"bounced": BOTH_TYPES, "complained": BOTH_TYPES}
+# "Suppression Object", source: who created the entry, read back as our nearest reason.
+PULLED_SOURCES = {
+    "Spam Complaint": "complained",
+    "Bounce Rule": "bounced",
+    "List Unsubscribe": "unsubscribed",
+    "Unsubscribe Link": "unsubscribed",
+    "Manually Added": "manual",
+    "Compliance": "manual",
+}
+# "Search Suppressions": per_page "between 1 and 10,000"; a cursor of "initial" starts the
+# paging and each page's links hold the next one (support article "How Do I Download My
+# Entire Suppression List").
+PAGE_SIZE = 10_000
+# "Subaccount Suppressions": each subaccount has its own list, named by this header; for a
+# search, 0 is the master account's own list (without it, every list is searched).
+SUBACCOUNT_HEADER = "X-MSYS-SUBACCOUNT"
+MASTER_ACCOUNT = "0"
+# The 400 of a bulk PUT names the recipients it refused: "PUT body contains 2 invalid or
+# malformed recipient(s): rcpt_1@example.com, rcpt_2@example.com".
+INVALID_RECIPIENTS = re.compile(r"invalid or malformed recipient\(s\):\s*(.+)$")
+# "Delete a Suppression" answers 403 for an entry that cannot be removed ("Recipient could not
+# be removed - Compliance"); any other 403 is the API key lacking a permission.
+NOT_REMOVABLE = "could not be removed"
+
 
 def is_ping(batch: Any) -> bool:
     """The test batch SparkPost posts when a webhook is created or validated (Webhooks,
@@ -157,13 +207,21 @@ class SparkPost(Provider):
             "`user:password` pairs (comma-separated) the SparkPost webhook sends "
             "(auth_type basic); SparkPost signs nothing else.",
         ),
-        "API_KEY": Setting(None, text, "SparkPost API key (suppression sync)."),
+    }
+    API_SETTINGS: ClassVar[dict[str, Setting]] = {
+        "API_KEY": Setting(
+            REQUIRED,
+            text,
+            "API key with Suppression Lists: Read/Write; required to sync suppressions.",
+        ),
         "API_URL": Setting(
             "https://api.sparkpost.com/api/v1",
             url,
             "SparkPost API base URL; `https://api.eu.sparkpost.com/api/v1` for EU accounts.",
         ),
     }
+    PUSH_BATCH = CHANGES_PER_CALL
+    CAN_LIFT = True
 
     def verify(self, delivery: Delivery) -> None:
         check_basic_auth(delivery.headers, self.settings["WEBHOOK_BASIC_AUTH"], realm=REALM)
@@ -185,6 +243,37 @@ class SparkPost(Provider):
             if unwrapped is not None:
                 events.append(self.event(*unwrapped))
         return events
+
+    @classmethod
+    def api(cls, settings: Mapping[str, Any], **options: Any) -> Api:
+        """The API key alone in the Authorization header (API reference, "Authentication")."""
+        return Api(settings["API_URL"], headers={"Authorization": settings["API_KEY"]}, **options)
+
+    @classmethod
+    def push(cls, account: Account, changes: list[Change]) -> list[Outcome]:
+        """One bulk upsert for the additions, one DELETE per lift. A destination's target is
+        the subaccount whose list it is; its list-wide changes go there like the rest."""
+        additions = [change for change in changes if not change.lift]
+        outcomes = _upserted(account, additions) if additions else []
+        return outcomes + [_lifted(account, change) for change in changes if change.lift]
+
+    @classmethod
+    def pull(cls, account: Account, since: datetime | None) -> Iterator[Pulled]:
+        """Every entry updated since ``since`` (all without it), cursor page by page."""
+        params: dict[str, Any] | None = {"cursor": "initial", "per_page": PAGE_SIZE}
+        if since:
+            params["from"] = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        page: str | None = "/suppression-list"
+        headers = {SUBACCOUNT_HEADER: account.target or MASTER_ACCOUNT}
+        while page:
+            document = account.api.json("GET", page, params=params, headers=headers) or {}
+            results = document.get("results") or []
+            for item in results:
+                entry = _pulled(item)
+                if entry:
+                    yield entry
+            page = _next_page(account, document) if results else None
+            params = None
 
     def event(self, event_class: str, fields: dict[str, Any]) -> Event:
         raw_type = fields.get("type")
@@ -215,3 +304,79 @@ class SparkPost(Provider):
             ip=nonblank(fields.get("ip_address")) if engagement else None,
             user_agent=nonblank(fields.get("user_agent")),
         )
+
+
+def _scope(account: Account) -> dict[str, str]:
+    return {SUBACCOUNT_HEADER: account.target} if account.target else {}
+
+
+def _upserted(account: Account, changes: list[Change]) -> list[Outcome]:
+    """Upsert ``changes``. A 400 naming invalid recipients refuses those changes with
+    SparkPost's words and upserts the rest again; a 400 naming none of ours fails the call."""
+    entries = [entry for change in changes for entry in _entries(change)]
+    response = account.api.call(
+        "PUT", "/suppression-list", json={"recipients": entries}, headers=_scope(account), ok=(400,)
+    )
+    if response.status_code != 400:
+        return accepted(changes)
+    words = _words(response)
+    named = INVALID_RECIPIENTS.search(words)
+    invalid = {item.strip().lower() for item in named.group(1).split(",")} if named else set()
+    bad = [change for change in changes if change.email.lower() in invalid]
+    if not bad:
+        raise ApiError(f"PUT /suppression-list: HTTP 400 {words}", status=400)
+    rest = [change for change in changes if change not in bad]
+    return [refused(change, words) for change in bad] + (_upserted(account, rest) if rest else [])
+
+
+def _entries(change: Change) -> list[dict[str, str]]:
+    description = f"{change.reason} (suppress)"
+    return [
+        {"recipient": change.email, "type": kind, "description": description}
+        for kind in TYPES.get(change.reason, MARKETING)
+    ]
+
+
+def _lifted(account: Account, change: Change) -> Outcome:
+    """DELETE the entry, of the one type pushed for a marketing-only reason (both types when no
+    type is given). A 404 is an entry already gone; a 403 for compliance is a refusal."""
+    kinds = TYPES.get(change.reason, MARKETING)
+    body = {"type": kinds[0]} if len(kinds) == 1 else None
+    path = f"/suppression-list/{quote(change.email, safe='@')}"
+    response = account.api.call("DELETE", path, json=body, headers=_scope(account), ok=(403, 404))
+    if response.status_code == 403:
+        words = _words(response)
+        if NOT_REMOVABLE not in words:
+            raise ApiError(f"DELETE /suppression-list/<address>: HTTP 403 {words}", status=403)
+        return refused(change, words)
+    return Outcome(change.key, ACCEPTED)
+
+
+def _words(response: requests.Response) -> str:
+    """The messages of SparkPost's ``{"errors": [{"message": ...}]}``."""
+    try:
+        errors = response.json().get("errors")
+    except (ValueError, AttributeError):
+        errors = None
+    messages = [str(e.get("message")) for e in errors or [] if isinstance(e, dict)]
+    return "; ".join(messages) or response.text[:300] or response.reason
+
+
+def _next_page(account: Account, document: Mapping[str, Any]) -> str | None:
+    """The ``next`` link, a path from the host's root (``/api/v1/suppression-list?cursor=…``)."""
+    for link in document.get("links") or []:
+        if isinstance(link, dict) and link.get("rel") == "next" and link.get("href"):
+            return urljoin(account.api.base_url + "/", link["href"])
+    return None
+
+
+def _pulled(item: Mapping[str, Any]) -> Pulled | None:
+    address = nonblank(item.get("recipient"))
+    if address is None:
+        return None
+    reason = PULLED_SOURCES.get(item.get("source"), "manual")
+    try:
+        at = from_iso(item.get("updated") or item.get("created"))
+    except Malformed:
+        at = None
+    return Pulled(email=address, reason=reason, at=at)

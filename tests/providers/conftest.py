@@ -1,4 +1,5 @@
-"""One signer per provider, for the webhook contract tests (test_contract.py).
+"""One signer per provider, for the webhook contract tests (test_contract.py); and, for the
+sync tests of each provider, the account of a destination reaching its fake API.
 
 A signer knows what the app needs to enable its provider, a documented sample with the events
 it must store, a payload of an event type the provider has not documented, a body the provider
@@ -9,6 +10,12 @@ signatures with keys generated for the test session, basic auth, or a URL secret
 ones (``"wrong"``), or leaves them out (``"none"``). Bytes are sent as they are; anything else
 is encoded as the provider encodes it. Mailgun, SES and Mandrill carry events inside their own
 envelope (a signed body, an SNS message, a form field), so their ``request`` wraps the payload.
+
+For the sync tests, ``sync_to`` points a provider's API settings at its fake
+(``tests/providers/fakes/``), ``account`` builds the Account the sync job would use for a
+destination, ``suppressed`` suppresses addresses as any write path does, ``synced_then_lifted``
+lifts a suppression every destination accepted, ``outbox`` reads an address's outbox row and
+``suppression_list`` what the suppression list holds.
 """
 
 import base64
@@ -18,7 +25,7 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -33,8 +40,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 from flask import Flask
 from pytest_httpserver import HTTPServer
+from sqlalchemy import select
 
+from suppress import suppressions, sync
+from suppress.models import Destination, Suppression, SyncState, db
 from suppress.providers import PROVIDERS, ses
+from suppress.providers.base import Account
 
 PAYLOADS = Path(__file__).parent / "payloads"
 JSON = "application/json"
@@ -558,3 +569,105 @@ def build_signer(slug: str, request: pytest.FixtureRequest) -> Signer:
 def signer(request: pytest.FixtureRequest) -> Signer:
     """Each registered provider's signer in turn; the test ids are the provider slugs."""
     return build_signer(request.param, request)
+
+
+# Sync
+
+
+@pytest.fixture
+def sync_to(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Point a provider's API settings at a fake API, with retries that do not wait."""
+
+    def point(slug: str, fake: Any, **settings: str) -> None:
+        for key, value in {"API_URL": fake.url, **settings}.items():
+            monkeypatch.setitem(app.config, f"{slug.upper()}_{key}", value)
+        monkeypatch.setitem(app.config, "SYNC_RETRIES", 2)
+        monkeypatch.setattr("suppress.providers.api.BACKOFF_SECONDS", 0)
+
+    return point
+
+
+@pytest.fixture
+def account(app: Flask) -> Any:
+    """The Account the sync job builds for a destination (one not stored), closed afterwards."""
+    opened: list[Account] = []
+
+    def build(provider: str, *, target: str | None = None, list_slug: str | None = None):
+        named = Destination(name="test", provider=provider, target=target, list_slug=list_slug)
+        opened.append(sync.account_for(named, app.config))
+        return opened[-1]
+
+    yield build
+    for made in opened:
+        made.api.close()
+
+
+@pytest.fixture
+def suppressed(app: Flask) -> Callable[..., None]:
+    def suppress(*addresses: str, reason: str = "unsubscribed", scope: str = "global") -> None:
+        for address in addresses:
+            suppressions.suppress(address, reason=reason, scope=scope, source="test", actor="test")
+        db.session.commit()
+
+    return suppress
+
+
+@pytest.fixture
+def synced_then_lifted(suppressed: Callable[..., None]) -> Callable[[str], None]:
+    def lift(address: str) -> None:
+        suppressed(address)
+        sync.run()
+        suppressions.lift(address, actor="test")
+        db.session.commit()
+
+    return lift
+
+
+@pytest.fixture
+def outbox(app: Flask) -> Callable[[str], SyncState | None]:
+    def row(address: str) -> SyncState | None:
+        return db.session.scalar(select(SyncState).where(SyncState.email == address))
+
+    return row
+
+
+@pytest.fixture
+def suppression_list(app: Flask) -> Callable[[], set[tuple[str | None, str, str]]]:
+    def held() -> set[tuple[str | None, str, str]]:
+        rows = db.session.scalars(select(Suppression))
+        return {(row.email, row.scope, row.reason) for row in rows}
+
+    return held
+
+
+@pytest.fixture
+def account_of() -> Iterator[Callable[..., Account]]:
+    """``account_of(slug, url, target, list_slug, api_key=...)``: the account of an
+    unsaved destination reaching a fake API at ``url``, built as the sync job builds it but
+    without retries; every client is closed after the test."""
+    opened: list[Account] = []
+
+    def build(
+        slug: str,
+        url: str,
+        target: str | None = None,
+        list_slug: str | None = None,
+        *,
+        api_key: str,
+    ) -> Account:
+        prefix = slug.upper()
+        config = {
+            f"{prefix}_API_KEY": api_key,
+            f"{prefix}_API_URL": url,
+            "SYNC_TIMEOUT": 5,
+            "SYNC_RETRIES": 0,
+        }
+        destination = Destination(
+            name=f"{slug}-fi", provider=slug, target=target, list_slug=list_slug
+        )
+        opened.append(sync.account_for(destination, config))
+        return opened[-1]
+
+    yield build
+    for account in opened:
+        account.api.close()

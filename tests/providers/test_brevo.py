@@ -1,18 +1,25 @@
-"""Brevo webhooks: basic auth or a bearer token, an optional address allow-list, single or
-batched transactional and marketing events."""
+"""Brevo: webhooks (basic auth or a bearer token, an optional address allow-list, single or
+batched transactional and marketing events), and the sync job's pushes and pulls against the
+contacts API played by FakeBrevo."""
 
 import base64
 import json
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from werkzeug.datastructures import Headers
 
+from suppress import sync
 from suppress.config import ConfigError
-from suppress.providers.base import Delivery, Malformed, Rejected
+from suppress.lists import create_list
+from suppress.models import REASONS, db
+from suppress.providers.api import ApiError
+from suppress.providers.base import ACCEPTED, REFUSED, Change, Delivery, Malformed, Rejected
 from suppress.providers.brevo import EVENT_TYPES, Brevo
+from tests.providers.fakes.brevo import FakeBrevo
 
 PAYLOADS = Path(__file__).parent / "payloads" / "brevo"
 URL = "https://suppress.example.com/webhooks/brevo"
@@ -364,7 +371,6 @@ def test_enabling_without_credentials_names_both_variables():
         ("WEBHOOK_BASIC_AUTH", "no-colon"),
         ("WEBHOOK_ALLOWED_IPS", "1.179.112.0/99"),
         ("WEBHOOK_ALLOWED_IPS", "brevo.com"),
-        ("API_URL", "api.brevo.com/v3"),
     ],
 )
 def test_bad_setting_names_its_variable(key, value):
@@ -372,9 +378,285 @@ def test_bad_setting_names_its_variable(key, value):
         Brevo({**CONFIG, f"BREVO_{key}": value})
 
 
-def test_api_settings_have_their_documented_defaults():
-    settings = Brevo(CONFIG).settings
+def test_webhook_settings_need_no_api_key():
+    assert Brevo(CONFIG).settings == {
+        "WEBHOOK_BASIC_AUTH": (("brevo", "s3cret"),),
+        "WEBHOOK_BEARER_TOKEN": None,
+        "WEBHOOK_ALLOWED_IPS": None,
+    }
 
-    assert settings["API_URL"] == "https://api.brevo.com/v3"
-    assert settings["API_KEY"] is None
-    assert settings["WEBHOOK_ALLOWED_IPS"] is None
+
+def test_an_api_key_alone_does_not_enable_the_webhook_endpoint():
+    assert not Brevo.is_configured({"BREVO_API_KEY": API_KEY})
+
+
+# Sync
+
+API_KEY = "xkeysib-0123456789abcdef-sync"
+NEWSLETTER = 7
+
+
+@pytest.fixture
+def brevo(httpserver, sync_to):
+    fake = FakeBrevo(httpserver, api_key=API_KEY, lists=(NEWSLETTER,))
+    sync_to("brevo", fake, API_KEY=API_KEY)
+    return fake
+
+
+def change(address: str, *, reason="unsubscribed", on_list=False, lift=False) -> Change:
+    return Change(key=1, email=address, reason=reason, on_list=on_list, lift=lift)
+
+
+def destination(name="brevo-fi", **options):
+    added = sync.add_destination(name, "brevo", **options)
+    db.session.commit()
+    return added
+
+
+def test_a_pass_pushes_each_suppression_in_its_own_call(app, brevo, suppressed):
+    """ "Update multiple contacts" is retired: one contact per call."""
+    destination()
+    suppressed("matti@yritys.fi", "maija@yritys.fi", "liisa@yritys.fi")
+
+    (report,) = sync.run()
+
+    assert (report.accepted, report.error) == (3, None)
+    assert brevo.calls == [("POST", "/v3/contacts")] * 3
+    assert all(contact["emailBlacklisted"] for contact in brevo.contacts.values())
+
+
+@pytest.mark.parametrize("reason", REASONS)
+def test_every_reason_blocklists_the_contact_for_marketing_mail(brevo, account, reason):
+    """Brevo records one opt-out, whatever its cause."""
+    (outcome,) = Brevo.push(account("brevo"), [change("a@yritys.fi", reason=reason)])
+
+    assert outcome.status == ACCEPTED
+    assert brevo.contacts["a@yritys.fi"]["emailBlacklisted"] is True
+
+
+def test_a_contact_already_on_a_list_is_blocklisted_and_keeps_its_lists(brevo, account):
+    brevo.hold("lukija@yritys.fi", lists=[NEWSLETTER])
+
+    Brevo.push(account("brevo"), [change("lukija@yritys.fi")])
+
+    assert brevo.contacts["lukija@yritys.fi"]["emailBlacklisted"] is True
+    assert brevo.contacts["lukija@yritys.fi"]["listIds"] == [NEWSLETTER]
+
+
+def test_pushing_again_what_brevo_holds_is_accepted(brevo, account):
+    contacts = account("brevo")
+    Brevo.push(contacts, [change("matti@yritys.fi")])
+
+    (again,) = Brevo.push(contacts, [change("matti@yritys.fi")])
+
+    assert again.status == ACCEPTED
+    assert len(brevo.contacts) == 1
+
+
+def test_a_list_suppression_unlinks_the_contact_from_the_destinations_list(brevo, account):
+    brevo.hold("lukija@yritys.fi", lists=[NEWSLETTER, 8])
+
+    (outcome,) = Brevo.push(
+        account("brevo", target=str(NEWSLETTER)), [change("lukija@yritys.fi", on_list=True)]
+    )
+
+    assert outcome.status == ACCEPTED
+    assert brevo.contacts["lukija@yritys.fi"]["listIds"] == [8]
+    assert brevo.contacts["lukija@yritys.fi"]["emailBlacklisted"] is False
+
+
+def test_a_list_suppression_of_a_contact_brevo_lacks_is_accepted_and_creates_none(brevo, account):
+    (outcome,) = Brevo.push(
+        account("brevo", target=str(NEWSLETTER)), [change("vieras@yritys.fi", on_list=True)]
+    )
+
+    assert outcome.status == ACCEPTED
+    assert brevo.contacts == {}
+
+
+def test_a_list_suppression_without_a_brevo_list_id_is_refused(app, brevo, suppressed, outbox):
+    create_list("uutiskirje", name="Uutiskirje")
+    destination(list_slug="uutiskirje")
+    suppressed("lukija@yritys.fi", scope="uutiskirje")
+
+    (report,) = sync.run()
+
+    assert (report.refused, outbox("lukija@yritys.fi").status) == (1, REFUSED)
+    assert "Brevo list id" in outbox("lukija@yritys.fi").detail
+    assert brevo.pushes() == 0
+
+
+def test_a_list_id_brevo_does_not_have_refuses_the_change_in_its_words(brevo, account):
+    brevo.hold("lukija@yritys.fi", lists=[NEWSLETTER])
+
+    (outcome,) = Brevo.push(
+        account("brevo", target="99"), [change("lukija@yritys.fi", on_list=True)]
+    )
+
+    assert (outcome.status, outcome.detail) == (
+        REFUSED,
+        "PUT /contacts/<address>: HTTP 400 List ID does not exist",
+    )
+
+
+def test_a_lifted_suppression_unblocks_the_contact(app, brevo, synced_then_lifted):
+    destination()
+    synced_then_lifted("palaaja@yritys.fi")
+
+    (report,) = sync.run()
+
+    assert report.lifted == 1
+    assert brevo.contacts["palaaja@yritys.fi"]["emailBlacklisted"] is False
+    assert brevo.calls[-1] == ("PUT", "/v3/contacts/palaaja@yritys.fi")
+
+
+def test_a_lift_of_a_contact_brevo_no_longer_has_is_accepted(brevo, account):
+    (outcome,) = Brevo.push(account("brevo"), [change("poissa@yritys.fi", lift=True)])
+
+    assert outcome.status == ACCEPTED
+    assert brevo.contacts == {}
+
+
+def test_a_lift_of_a_list_suppression_is_refused_as_brevo_keeps_no_list_opt_out(brevo, account):
+    (outcome,) = Brevo.push(
+        account("brevo", target=str(NEWSLETTER)),
+        [change("lukija@yritys.fi", on_list=True, lift=True)],
+    )
+
+    assert outcome.status == REFUSED
+    assert "consent" in outcome.detail
+    assert brevo.calls == []
+
+
+def test_an_address_brevo_refuses_is_recorded_refused_in_its_words(app, brevo, suppressed, outbox):
+    destination()
+    brevo.invalid.add("outo@yritys.fi")
+    suppressed("outo@yritys.fi", "matti@yritys.fi")
+
+    (report,) = sync.run()
+
+    assert (report.accepted, report.refused) == (1, 1)
+    refusal = outbox("outo@yritys.fi")
+    assert (refusal.status, refusal.detail) == (
+        REFUSED,
+        "POST /contacts: HTTP 400 Invalid email address",
+    )
+
+
+def test_a_wrong_api_key_is_a_fatal_api_error(app, brevo, account, monkeypatch):
+    monkeypatch.setitem(app.config, "BREVO_API_KEY", "xkeysib-wrong")
+
+    with pytest.raises(ApiError) as failed:
+        Brevo.push(account("brevo"), [change("a@yritys.fi")])
+
+    assert (failed.value.status, failed.value.fatal) == (401, True)
+    assert "Key not found" in str(failed.value)
+
+
+def test_a_failed_call_names_no_address(brevo, account):
+    """The address is in an update's path; sync logs a failed call's message."""
+    brevo.hold("palaaja@yritys.fi", blacklisted=True)
+    brevo.fail_next(503, times=3)
+
+    with pytest.raises(ApiError) as failed:
+        Brevo.push(account("brevo"), [change("palaaja@yritys.fi", lift=True)])
+
+    assert "palaaja" not in str(failed.value)
+    assert "PUT /contacts/<address>: HTTP 503" in str(failed.value)
+
+
+def test_a_rate_limit_without_retry_after_waits_out_the_reset_header(brevo, account):
+    """docs/limit-headers: Brevo's 429 gives x-sib-ratelimit-reset instead of Retry-After."""
+    brevo.fail_next(429, headers={"x-sib-ratelimit-reset": "1"})
+    started = time.monotonic()
+
+    (outcome,) = Brevo.push(account("brevo"), [change("a@yritys.fi")])
+
+    assert outcome.status == ACCEPTED
+    assert time.monotonic() - started >= 1
+
+
+def test_a_pull_pages_through_blocklisted_contacts_and_the_transactional_blocklist(brevo, account):
+    for n in range(2300):
+        brevo.hold(f"asiakas{n}@yritys.fi", blacklisted=n % 2 == 0)
+    moment = datetime(2026, 1, 5, tzinfo=UTC)
+    for n in range(250):
+        brevo.block(f"pomppu{n}@yritys.fi", "hardBounce", moment)
+
+    pulled = list(Brevo.pull(account("brevo"), None))
+
+    assert len(pulled) == 1150 + 250
+    assert {entry.reason for entry in pulled[:1150]} == {"unsubscribed"}
+    assert {entry.reason for entry in pulled[1150:]} == {"bounced"}
+    assert not any(entry.on_list for entry in pulled)
+    assert pulled[-1].at == moment
+    assert brevo.calls.count(("GET", "/v3/contacts")) == 3
+    assert brevo.calls.count(("GET", "/v3/smtp/blockedContacts")) == 3
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        ("hardBounce", "bounced"),
+        ("contactFlaggedAsSpam", "complained"),
+        ("adminBlocked", "manual"),
+        ("unsubscribedViaEmail", "unsubscribed"),
+        ("unsubscribedViaApi", "unsubscribed"),
+        ("unsubscribedViaMA", "unsubscribed"),
+        ("somethingNew", "unsubscribed"),
+    ],
+)
+def test_a_transactional_block_is_pulled_as_its_nearest_reason(brevo, account, code, reason):
+    brevo.block("estetty@yritys.fi", code, datetime(2026, 1, 5, tzinfo=UTC))
+
+    (pulled,) = Brevo.pull(account("brevo"), None)
+
+    assert (pulled.email, pulled.reason) == ("estetty@yritys.fi", reason)
+
+
+def test_a_pull_since_a_moment_reads_only_what_changed_after_it(brevo, account):
+    since = datetime.now(UTC) - timedelta(days=1)
+    brevo.hold("vanha@yritys.fi", blacklisted=True, modified=since - timedelta(days=3))
+    brevo.hold("uusi@yritys.fi", blacklisted=True, modified=since + timedelta(hours=1))
+    brevo.block("vanha-pomppu@yritys.fi", "hardBounce", since - timedelta(days=3))
+    brevo.block("uusi-pomppu@yritys.fi", "hardBounce", since + timedelta(hours=1))
+
+    pulled = list(Brevo.pull(account("brevo"), since))
+
+    assert [entry.email for entry in pulled] == ["uusi@yritys.fi", "uusi-pomppu@yritys.fi"]
+
+
+def test_a_pulled_block_without_an_address_is_skipped_and_one_without_a_time_kept(brevo, account):
+    brevo.block("", "hardBounce", datetime(2026, 1, 5, tzinfo=UTC))
+    brevo.block("ajaton@yritys.fi", "hardBounce", datetime(2026, 1, 5, tzinfo=UTC))
+    brevo.blocked[-1]["blockedAt"] = "eilen"
+
+    pulled = list(Brevo.pull(account("brevo"), None))
+
+    assert [(entry.email, entry.at) for entry in pulled] == [("ajaton@yritys.fi", None)]
+
+
+def test_reconcile_imports_what_brevo_blocks_and_we_lacked(app, brevo, suppression_list):
+    named = destination()
+    brevo.hold("Lahtija@Yritys.fi", blacklisted=True)
+    brevo.hold("tilaaja@yritys.fi")
+    brevo.block("valittaja@yritys.fi", "contactFlaggedAsSpam", datetime(2026, 1, 5, tzinfo=UTC))
+
+    drift = sync.reconcile(named, full=True, dry_run=False)
+
+    assert drift.imported == 2
+    assert suppression_list() == {
+        ("lahtija@yritys.fi", "global", "unsubscribed"),
+        ("valittaja@yritys.fi", "global", "complained"),
+    }
+    (report,) = sync.run()
+    assert report.accepted == 0
+    assert brevo.pushes() == 0, "not pushed back where it came from"
+
+
+def test_a_bad_api_url_is_named_when_the_destination_is_added(app, monkeypatch):
+    monkeypatch.setitem(app.config, "BREVO_API_KEY", API_KEY)
+    monkeypatch.setitem(app.config, "BREVO_API_URL", "api.brevo.com/v3")
+
+    with pytest.raises(ConfigError, match="SUPPRESS_BREVO_API_URL"):
+        sync.add_destination("brevo-fi", "brevo")

@@ -10,9 +10,13 @@ from pathlib import Path
 import pytest
 from werkzeug.datastructures import Headers
 
+from suppress import suppressions, sync
 from suppress.config import ConfigError
-from suppress.providers.base import Delivery, Malformed, Rejected, Reply
+from suppress.models import REASONS, SyncState, db
+from suppress.providers.api import ApiError
+from suppress.providers.base import Account, Change, Delivery, Malformed, Rejected, Reply
 from suppress.providers.mailersend import EVENT_MAP, PING_SECRET, MailerSend
+from tests.providers.fakes.mailersend import FakeMailerSend
 
 PAYLOADS = Path(__file__).parent / "payloads" / "mailersend"
 URL = "https://suppress.example.net/webhooks/mailersend"
@@ -257,5 +261,195 @@ def test_missing_secret_names_the_variable():
         MailerSend({"MAILERSEND_DOMAIN_ID": "yv69oxl5kl785kw2"})
 
 
+def test_webhook_settings_hold_no_api_credentials():
+    assert provider().settings == {"WEBHOOK_SECRET": (SECRET,)}
+
+
+def test_an_api_token_alone_does_not_enable_the_webhook_endpoint():
+    assert not MailerSend.is_configured({"MAILERSEND_API_KEY": "mlsn.token"})
+
+
 def test_api_url_defaults_to_mailersend_v1():
-    assert provider().settings["API_URL"] == "https://api.mailersend.com/v1"
+    assert MailerSend.API_SETTINGS["API_URL"].default == "https://api.mailersend.com/v1"
+
+
+# Sync: the suppression lists of one sending domain, played by FakeMailerSend.
+
+API_TOKEN = "mlsn.4f2b0c6e9d1a7358c2e4b6a8d0f1e3c5a7b9d2f4e6a8c0b2d4f6a8c0e2b4d6f8"
+DOMAIN_ID = "yv69oxl5kl785kw2"
+LIST_OF = {
+    "unsubscribed": "unsubscribes",
+    "complained": "spam-complaints",
+    "bounced": "hard-bounces",
+    "soft_bounced": "hard-bounces",
+    "objected": "blocklist",
+    "manual": "blocklist",
+    "imported": "unsubscribes",
+}
+
+
+@pytest.fixture
+def mailersend(app, httpserver, monkeypatch):
+    """A fake MailerSend account the app is configured to reach, retried without delay."""
+    fake = FakeMailerSend(httpserver, api_token=API_TOKEN, domain_id=DOMAIN_ID)
+    monkeypatch.setitem(app.config, "MAILERSEND_API_KEY", API_TOKEN)
+    monkeypatch.setitem(app.config, "MAILERSEND_API_URL", fake.url)
+    monkeypatch.setattr("suppress.providers.api.BACKOFF_SECONDS", 0)
+    return fake
+
+
+def account(fake: FakeMailerSend, token: str = API_TOKEN, list_slug: str | None = None) -> Account:
+    settings = {"API_KEY": token, "API_URL": fake.url, "DOMAIN_ID": None}
+    api = MailerSend.api(settings, timeout=5, retries=0)
+    return Account("mailersend-fi", DOMAIN_ID, list_slug, settings, api)
+
+
+def change(key: int, email: str, reason: str = "unsubscribed", **flags: bool) -> Change:
+    return Change(key=key, email=email, reason=reason, **flags)
+
+
+def statuses(outcomes) -> dict[int, str]:
+    return {outcome.key: outcome.status for outcome in outcomes}
+
+
+def test_reasons_mapping_covers_every_reason_that_names_an_address():
+    assert set(LIST_OF) == set(REASONS) - {"erased"}
+
+
+@pytest.mark.parametrize(("reason", "kind"), LIST_OF.items())
+def test_each_reason_goes_to_the_domain_list_that_records_it(mailersend, reason, kind):
+    (outcome,) = MailerSend.push(account(mailersend), [change(1, "matti@yritys.fi", reason)])
+    assert outcome.status == "accepted"
+    assert {name: mailersend.held(name) for name in mailersend.lists if mailersend.held(name)} == {
+        kind: {"matti@yritys.fi"}
+    }
+
+
+def test_a_list_suppression_goes_to_the_domain_that_sends_the_list(mailersend):
+    changes = [change(1, "lukija@yritys.fi", on_list=True)]
+    MailerSend.push(account(mailersend, list_slug="uutiskirje"), changes)
+    assert mailersend.held("unsubscribes") == {"lukija@yritys.fi"}
+
+
+def test_one_call_adds_a_batch_to_each_list(mailersend):
+    changes = [change(n, f"pois{n}@yritys.fi") for n in range(3)]
+    changes += [change(9, "valittaja@yritys.fi", "complained")]
+    outcomes = MailerSend.push(account(mailersend), changes)
+    assert set(statuses(outcomes).values()) == {"accepted"}
+    assert mailersend.pushes() == 2
+
+
+def test_adding_again_what_the_list_holds_is_accepted(mailersend):
+    mailersend.hold("unsubscribes", "matti@yritys.fi")
+    (outcome,) = MailerSend.push(account(mailersend), [change(1, "matti@yritys.fi")])
+    assert outcome.status == "accepted"
+    assert len(mailersend.lists["unsubscribes"]) == 1
+
+
+def test_recipients_mailersend_refuses_are_recorded_with_its_words_and_the_rest_added(
+    mailersend,
+):
+    changes = [
+        change(1, "jörö@yritys.fi"),
+        change(2, "ok@yritys.fi"),
+        change(3, "äiti@yritys.fi"),
+    ]
+    outcomes = {outcome.key: outcome for outcome in MailerSend.push(account(mailersend), changes)}
+    assert outcomes[1].status == outcomes[3].status == "refused"
+    assert outcomes[1].detail == "The recipients.0 must be a valid email address."
+    assert outcomes[2].status == "accepted"
+    assert mailersend.held("unsubscribes") == {"ok@yritys.fi"}
+    assert mailersend.pushes() == 2
+
+
+def test_a_422_about_the_call_itself_fails_the_whole_call(mailersend):
+    mailersend.domain_id = "some-other-domain"
+    with pytest.raises(ApiError, match="The selected domain id is invalid"):
+        MailerSend.push(account(mailersend), [change(1, "matti@yritys.fi")])
+
+
+def test_lifting_deletes_the_entries_by_the_ids_it_looks_up(mailersend):
+    for n in range(250):
+        mailersend.hold("hard-bounces", f"muu{n}@yritys.fi")
+    mailersend.hold("hard-bounces", "palaaja@yritys.fi")
+    lifts = [change(1, "palaaja@yritys.fi", "bounced", lift=True)]
+    assert statuses(MailerSend.push(account(mailersend), lifts)) == {1: "accepted"}
+    assert "palaaja@yritys.fi" not in mailersend.held("hard-bounces")
+    assert len(mailersend.held("hard-bounces")) == 250
+    assert [method for method, _ in mailersend.calls] == ["GET", "GET", "GET", "DELETE"]
+
+
+def test_lifting_what_the_list_no_longer_holds_is_accepted_without_a_delete(mailersend):
+    lifts = [change(1, "poissa@yritys.fi", "manual", lift=True)]
+    assert statuses(MailerSend.push(account(mailersend), lifts)) == {1: "accepted"}
+    assert mailersend.pushes() == 0
+
+
+def test_wrong_token_is_a_fatal_api_error(mailersend):
+    with pytest.raises(ApiError, match="Unauthenticated") as raised:
+        MailerSend.push(account(mailersend, token="mlsn.wrong"), [change(1, "a@yritys.fi")])
+    assert raised.value.fatal
+
+
+def test_pull_pages_through_every_list_and_maps_their_kinds(mailersend):
+    for n in range(230):
+        mailersend.hold("unsubscribes", f"pois{n}@yritys.fi")
+    mailersend.hold("hard-bounces", "kuollut@yritys.fi")
+    mailersend.hold("spam-complaints", "valittaja@yritys.fi")
+    mailersend.hold("blocklist", "estetty@yritys.fi")
+    mailersend.hold("blocklist", "*@roskaposti.example", pattern=True)
+    pulled = {entry.email: entry for entry in MailerSend.pull(account(mailersend), None)}
+    assert len(pulled) == 233
+    assert pulled["pois7@yritys.fi"].reason == "unsubscribed"
+    assert pulled["kuollut@yritys.fi"].reason == "bounced"
+    assert pulled["valittaja@yritys.fi"].reason == "complained"
+    assert pulled["estetty@yritys.fi"].reason == "manual"
+    assert pulled["pois7@yritys.fi"].at is not None
+    assert not any(entry.on_list for entry in pulled.values())
+    unsubscribe_pages = [p for _, p in mailersend.calls if p.endswith("/unsubscribes")]
+    assert len(unsubscribe_pages) == 3
+
+
+def test_pull_for_a_list_destination_takes_unsubscribes_as_the_list_s(mailersend):
+    mailersend.hold("unsubscribes", "lukija@yritys.fi")
+    mailersend.hold("hard-bounces", "kuollut@yritys.fi")
+    pulled = MailerSend.pull(account(mailersend, list_slug="uutiskirje"), None)
+    assert {entry.email: entry.on_list for entry in pulled} == {
+        "lukija@yritys.fi": True,
+        "kuollut@yritys.fi": False,
+    }
+
+
+def test_a_destination_syncs_end_to_end_in_calls_of_at_most_five_hundred(app, mailersend):
+    """One sync pass through a MailerSend destination: 1200 unsubscribes in three calls, a
+    complaint in its own, then a lift found and deleted."""
+    sync.add_destination("mailersend-fi", "mailersend", target=DOMAIN_ID)
+    for n in range(1200):
+        suppressions.suppress(f"lukija{n}@yritys.fi", reason="unsubscribed", source="test")
+    suppressions.suppress("valittaja@yritys.fi", reason="complained", source="test")
+    db.session.commit()
+    (report,) = sync.run()
+    assert (report.accepted, report.error) == (1201, None)
+    assert len(mailersend.held("unsubscribes")) == 1200
+    assert mailersend.pushes() == 4
+    suppressions.lift("lukija7@yritys.fi", actor="test")
+    db.session.commit()
+    (report,) = sync.run()
+    assert report.lifted == 1
+    assert "lukija7@yritys.fi" not in mailersend.held("unsubscribes")
+    assert set(db.session.scalars(db.select(SyncState.status))) == {"accepted"}
+
+
+def test_a_destination_without_a_domain_id_is_refused_when_added(app, mailersend):
+    with pytest.raises(ConfigError, match="SUPPRESS_MAILERSEND_DOMAIN_ID"):
+        sync.add_destination("mailersend-fi", "mailersend")
+
+
+def test_the_domain_id_setting_is_the_default_target(app, mailersend, monkeypatch):
+    monkeypatch.setitem(app.config, "MAILERSEND_DOMAIN_ID", DOMAIN_ID)
+    sync.add_destination("mailersend-fi", "mailersend")
+    suppressions.suppress("matti@yritys.fi", reason="unsubscribed", source="test")
+    db.session.commit()
+    (report,) = sync.run()
+    assert report.accepted == 1
+    assert mailersend.held("unsubscribes") == {"matti@yritys.fi"}

@@ -16,8 +16,10 @@ import pytest
 from werkzeug.datastructures import Headers
 
 from suppress.config import ConfigError
-from suppress.providers.base import Delivery, Malformed, Rejected
+from suppress.providers.api import ApiError
+from suppress.providers.base import Account, Change, Delivery, Malformed, Outcome, Pulled, Rejected
 from suppress.providers.mailgun import DEFAULT_TOLERANCE_SECONDS, Mailgun, SeenTokens
+from tests.providers.fakes.mailgun import FakeMailgun
 
 PAYLOADS = Path(__file__).resolve().parent / "payloads" / "mailgun"
 URL = "https://suppress.example.fi/webhooks/mailgun"
@@ -383,9 +385,76 @@ def test_bad_tolerance_is_a_config_error_naming_the_variable():
         provider(WEBHOOK_TOLERANCE_SECONDS="a while")
 
 
-def test_api_settings_default_to_mailguns_us_api():
+def test_webhook_settings_default_to_a_nine_hour_tolerance_and_need_no_api_key():
     settings = provider().settings
 
-    assert settings["API_URL"] == "https://api.mailgun.net"
-    assert (settings["API_KEY"], settings["DOMAIN"]) == (None, None)
-    assert settings["WEBHOOK_TOLERANCE_SECONDS"] == DEFAULT_TOLERANCE_SECONDS
+    assert settings == {
+        "WEBHOOK_SIGNING_KEY": (SIGNING_KEY,),
+        "WEBHOOK_TOLERANCE_SECONDS": DEFAULT_TOLERANCE_SECONDS,
+    }
+
+
+def test_an_api_key_alone_does_not_enable_the_webhook_endpoint():
+    assert not Mailgun.is_configured({"MAILGUN_API_KEY": "key-sync-only"})
+
+
+# Sync: the suppressions API, played by tests/providers/fakes/mailgun.py.
+
+
+@pytest.fixture
+def mailgun_api(httpserver):
+    fake = FakeMailgun(httpserver, api_key="key-sync", domain="mg.yritys.fi")
+    api = Mailgun.api({"API_URL": fake.url, "API_KEY": "key-sync"}, timeout=5, retries=0)
+    account = Account("mailgun-fi", "mg.yritys.fi", "uutiskirje", {}, api)
+    yield fake, account
+    api.close()
+
+
+def test_pull_reads_every_page_of_the_three_tables(mailgun_api):
+    fake, account = mailgun_api
+    for n in range(2100):
+        fake.tables["unsubscribes"][f"p{n:04}@yritys.fi"] = {
+            "address": f"p{n:04}@yritys.fi",
+            "tags": ["*"],
+            "created_at": "Fri, 20 Nov 2026 11:02:55 UTC",
+        }
+    fake.tables["bounces"]["dead@yritys.fi"] = {"address": "dead@yritys.fi", "code": "550"}
+    pulled = list(Mailgun.pull(account, since=None))
+    assert len(pulled) == 2101
+    assert pulled[0].at == datetime(2026, 11, 20, 11, 2, 55, tzinfo=UTC)
+    assert pulled[-1] == Pulled("dead@yritys.fi", "bounced")
+    # Each table is read until a page comes back empty, as "paging.next" never ends.
+    assert sum(method == "GET" for method, _ in fake.calls) == (3 + 1) + (1 + 1) + 1
+
+
+def test_pull_keeps_list_tags_of_our_list_and_skips_other_tags(mailgun_api):
+    fake, account = mailgun_api
+    for address, tags in (("a@yritys.fi", ["uutiskirje"]), ("b@yritys.fi", ["kampanja-x"])):
+        fake.tables["unsubscribes"][address] = {"address": address, "tags": tags}
+    assert list(Mailgun.pull(account, since=None)) == [
+        Pulled("a@yritys.fi", "unsubscribed", None, on_list=True)
+    ]
+
+
+def test_lifting_a_list_unsubscribe_removes_only_that_tag(mailgun_api):
+    fake, account = mailgun_api
+    fake.tables["unsubscribes"]["a@yritys.fi"] = {
+        "address": "a@yritys.fi",
+        "tags": ["*", "uutiskirje"],
+    }
+    change = Change(7, "a@yritys.fi", "unsubscribed", on_list=True, lift=True)
+    assert Mailgun.push(account, [change]) == [Outcome(7, "accepted")]
+    assert fake.tables["unsubscribes"]["a@yritys.fi"]["tags"] == ["*"]
+
+
+def test_lifting_what_is_gone_already_is_accepted(mailgun_api):
+    _, account = mailgun_api
+    change = Change(8, "gone@yritys.fi", "complained", lift=True)
+    assert Mailgun.push(account, [change]) == [Outcome(8, "accepted")]
+
+
+def test_a_refused_batch_raises_with_mailguns_words(mailgun_api):
+    _, account = mailgun_api
+    with pytest.raises(ApiError, match="address is required") as raised:
+        Mailgun.push(account, [Change(9, "", "unsubscribed")])
+    assert not raised.value.retry

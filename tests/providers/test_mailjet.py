@@ -9,9 +9,14 @@ from typing import Any
 import pytest
 from werkzeug.datastructures import Headers
 
+from suppress import suppressions, sync
 from suppress.config import ConfigError
-from suppress.providers.base import Delivery, Malformed, Rejected, Reply
-from suppress.providers.mailjet import EVENT_TYPES, Mailjet
+from suppress.lists import create_list
+from suppress.models import REASONS, SyncState, db
+from suppress.providers.api import ApiError
+from suppress.providers.base import Account, Change, Delivery, Malformed, Rejected, Reply
+from suppress.providers.mailjet import EVENT_TYPES, NO_LIST, Mailjet
+from tests.providers.fakes.mailjet import FakeMailjet
 
 PAYLOADS = Path(__file__).parent / "payloads" / "mailjet"
 URL = "https://suppress.example.com/webhooks/mailjet"
@@ -271,17 +276,220 @@ def test_missing_basic_auth_names_its_variable():
         Mailjet({"MAILJET_API_KEY": "public-key"})
 
 
-@pytest.mark.parametrize(
-    ("key", "value"),
-    [("WEBHOOK_BASIC_AUTH", "no-colon"), ("API_URL", "https://")],
-)
-def test_bad_setting_names_its_variable(key, value):
-    with pytest.raises(ConfigError, match=f"SUPPRESS_MAILJET_{key}"):
-        Mailjet({**CONFIG, f"MAILJET_{key}": value})
+def test_bad_basic_auth_names_its_variable():
+    with pytest.raises(ConfigError, match="SUPPRESS_MAILJET_WEBHOOK_BASIC_AUTH"):
+        Mailjet({**CONFIG, "MAILJET_WEBHOOK_BASIC_AUTH": "no-colon"})
 
 
-def test_api_settings_have_their_documented_defaults():
-    settings = Mailjet(CONFIG).settings
+def test_webhook_settings_hold_no_api_credentials():
+    assert Mailjet(CONFIG).settings == {"WEBHOOK_BASIC_AUTH": (("mailjet", "s3cret"),)}
 
-    assert settings["API_URL"] == "https://api.mailjet.com"
-    assert (settings["API_KEY"], settings["API_SECRET"]) == (None, None)
+
+def test_an_api_key_alone_does_not_enable_the_webhook_endpoint():
+    assert not Mailjet.is_configured({"MAILJET_API_KEY": "public-key"})
+
+
+# Sync: the contacts API, played by FakeMailjet.
+
+API_KEY, API_SECRET = "mj-public-0123456789", "mj-private-9876543210"
+LIST_ID = 17
+
+
+@pytest.fixture
+def mailjet(app, httpserver, monkeypatch):
+    """A fake Mailjet account the app is configured to reach; its jobs are watched without
+    waiting and its calls are retried without delay."""
+    fake = FakeMailjet(httpserver, api_key=API_KEY, api_secret=API_SECRET)
+    monkeypatch.setitem(app.config, "MAILJET_API_KEY", API_KEY)
+    monkeypatch.setitem(app.config, "MAILJET_API_SECRET", API_SECRET)
+    monkeypatch.setitem(app.config, "MAILJET_API_URL", fake.url)
+    monkeypatch.setattr("suppress.providers.api.BACKOFF_SECONDS", 0)
+    monkeypatch.setattr("suppress.providers.mailjet.JOB_POLL_DELAYS", (0, 0, 0))
+    return fake
+
+
+def account(fake: FakeMailjet, secret: str = API_SECRET, target: int | None = LIST_ID) -> Account:
+    settings = {"API_KEY": API_KEY, "API_SECRET": secret, "API_URL": fake.url}
+    api = Mailjet.api(settings, timeout=5, retries=0)
+    return Account(
+        "mailjet-fi", None if target is None else str(target), "uutiskirje", settings, api
+    )
+
+
+def change(key: int, email: str, reason: str = "unsubscribed", **flags: bool) -> Change:
+    return Change(key=key, email=email, reason=reason, **flags)
+
+
+def statuses(outcomes) -> dict[int, str]:
+    return {outcome.key: outcome.status for outcome in outcomes}
+
+
+def writes(fake: FakeMailjet) -> list[str]:
+    return [path for method, path in fake.calls if method != "GET"]
+
+
+def test_suppressions_are_excluded_from_campaigns_in_one_bulk_job(mailjet):
+    changes = [change(n, f"lukija{n}@yritys.fi") for n in range(3)]
+    outcomes = Mailjet.push(account(mailjet), changes)
+    assert statuses(outcomes) == dict.fromkeys(range(3), "accepted")
+    assert mailjet.excluded() == {f"lukija{n}@yritys.fi" for n in range(3)}
+    assert writes(mailjet) == ["/v3/REST/contact/managemanycontacts"]
+
+
+@pytest.mark.parametrize("reason", [reason for reason in REASONS if reason != "erased"])
+def test_every_reason_excludes_the_contact_as_mailjet_records_no_kinds(mailjet, reason):
+    Mailjet.push(account(mailjet), [change(1, "matti@yritys.fi", reason)])
+    assert mailjet.excluded() == {"matti@yritys.fi"}
+
+
+def test_a_list_suppression_unsubscribes_from_the_target_list_only(mailjet):
+    Mailjet.push(account(mailjet), [change(1, "lukija@yritys.fi", on_list=True)])
+    assert mailjet.unsubscribed(LIST_ID) == {"lukija@yritys.fi"}
+    assert mailjet.excluded() == set()
+    assert writes(mailjet) == [f"/v3/REST/contactslist/{LIST_ID}/managemanycontacts"]
+
+
+def test_a_list_suppression_without_a_target_list_is_refused_and_says_why(mailjet):
+    (outcome,) = Mailjet.push(
+        account(mailjet, target=None), [change(1, "a@yritys.fi", on_list=True)]
+    )
+    assert (outcome.status, outcome.detail) == ("refused", NO_LIST)
+    assert mailjet.calls == []
+
+
+def test_pushing_again_what_mailjet_holds_is_accepted(mailjet):
+    mailjet.add_contact("matti@yritys.fi", excluded=True)
+    mailjet.subscribe(LIST_ID, "lukija@yritys.fi", unsubscribed=True)
+    changes = [change(1, "matti@yritys.fi"), change(2, "lukija@yritys.fi", on_list=True)]
+    assert statuses(Mailjet.push(account(mailjet), changes)) == {1: "accepted", 2: "accepted"}
+    assert statuses(Mailjet.push(account(mailjet), changes)) == {1: "accepted", 2: "accepted"}
+    assert mailjet.excluded() == {"matti@yritys.fi"}
+
+
+@pytest.mark.parametrize("on_list", [False, True])
+def test_an_address_mailjet_refuses_is_recorded_with_its_words_and_the_rest_accepted(
+    mailjet, on_list
+):
+    changes = [
+        change(1, "jörö@yritys.fi", on_list=on_list),
+        change(2, "ok@yritys.fi", on_list=on_list),
+    ]
+    outcomes = {outcome.key: outcome for outcome in Mailjet.push(account(mailjet), changes)}
+    assert (outcomes[1].status, outcomes[1].detail) == ("refused", "Email: invalid email address")
+    assert outcomes[2].status == "accepted"
+
+
+def test_a_batch_mailjet_refuses_whole_is_pushed_one_contact_at_a_time(mailjet):
+    mailjet.fail_next(400, body={"ErrorInfo": "", "ErrorMessage": "Contacts: invalid"})
+    changes = [change(1, "yksi@yritys.fi"), change(2, "kaksi@yritys.fi", on_list=True)]
+    assert statuses(Mailjet.push(account(mailjet), changes)) == {1: "accepted", 2: "accepted"}
+    assert mailjet.excluded() == {"yksi@yritys.fi"}
+    assert mailjet.unsubscribed(LIST_ID) == {"kaksi@yritys.fi"}
+    assert "/v3/REST/contact" in writes(mailjet)
+
+
+def test_a_job_still_running_when_the_waits_run_out_leaves_its_changes_pending(mailjet):
+    mailjet.job_polls = 10
+    (outcome,) = Mailjet.push(account(mailjet), [change(1, "hidas@yritys.fi")])
+    assert outcome.status == "pending"
+    assert "Mailjet job 35800 is Importing" in outcome.detail
+
+
+def test_lifting_takes_the_contact_off_the_exclusion_list(mailjet):
+    mailjet.add_contact("palaaja@yritys.fi", excluded=True)
+    (outcome,) = Mailjet.push(account(mailjet), [change(1, "palaaja@yritys.fi", lift=True)])
+    assert outcome.status == "accepted"
+    assert mailjet.excluded() == set()
+
+
+def test_lifting_a_contact_mailjet_no_longer_has_is_accepted(mailjet):
+    (outcome,) = Mailjet.push(account(mailjet), [change(1, "poissa@yritys.fi", lift=True)])
+    assert outcome.status == "accepted"
+    assert mailjet.contacts == {}
+
+
+def test_lifting_a_list_suppression_subscribes_the_member_again_but_adds_no_one(mailjet):
+    mailjet.subscribe(LIST_ID, "palaaja@yritys.fi", unsubscribed=True)
+    mailjet.add_contact("vieras@yritys.fi")
+    lifts = [
+        change(1, "palaaja@yritys.fi", on_list=True, lift=True),
+        change(2, "vieras@yritys.fi", on_list=True, lift=True),
+    ]
+    assert statuses(Mailjet.push(account(mailjet), lifts)) == {1: "accepted", 2: "accepted"}
+    assert mailjet.unsubscribed(LIST_ID) == set()
+    assert len(mailjet.lists[LIST_ID]) == 1
+
+
+def test_wrong_credentials_are_a_fatal_api_error(mailjet):
+    with pytest.raises(ApiError) as raised:
+        Mailjet.push(account(mailjet, secret="not-the-secret"), [change(1, "a@yritys.fi")])
+    assert raised.value.fatal
+    assert "authentication/authorization failure" in str(raised.value)
+
+
+def test_an_error_on_one_contact_never_names_its_address(mailjet):
+    mailjet.fail_next(500, times=5)
+    with pytest.raises(ApiError) as raised:
+        Mailjet.push(account(mailjet), [change(1, "salainen@yritys.fi", lift=True)])
+    assert "salainen" not in str(raised.value)
+    assert "/v3/REST/contact/<address>" in str(raised.value)
+
+
+def test_pull_pages_through_excluded_contacts_and_the_list_s_unsubscribed_members(mailjet):
+    for n in range(2100):
+        mailjet.add_contact(f"pois{n}@yritys.fi", excluded=True)
+    mailjet.add_contact("valittaja@yritys.fi", excluded=True, complained=True)
+    mailjet.add_contact("tilaaja@yritys.fi")
+    mailjet.subscribe(LIST_ID, "lukija@yritys.fi", unsubscribed=True)
+    mailjet.subscribe(LIST_ID, "tilaaja@yritys.fi", unsubscribed=False)
+    pulled = list(Mailjet.pull(account(mailjet), None))
+    assert len(pulled) == 2102
+    by_address = {entry.email: entry for entry in pulled}
+    assert (by_address["pois7@yritys.fi"].reason, by_address["pois7@yritys.fi"].on_list) == (
+        "unsubscribed",
+        False,
+    )
+    assert by_address["valittaja@yritys.fi"].reason == "complained"
+    assert by_address["lukija@yritys.fi"].on_list
+    assert by_address["lukija@yritys.fi"].at is not None
+    pages = [path for method, path in mailjet.calls if path == "/v3/REST/contact"]
+    assert len(pages) == 3
+
+
+def test_pull_without_a_target_list_reads_no_list_members(mailjet):
+    mailjet.subscribe(LIST_ID, "lukija@yritys.fi", unsubscribed=True)
+    assert list(Mailjet.pull(account(mailjet, target=None), None)) == []
+    assert [path for _, path in mailjet.calls] == ["/v3/REST/contact"]
+
+
+def test_a_destination_syncs_end_to_end_in_jobs_of_at_most_a_thousand(app, mailjet):
+    """One sync pass through a Mailjet destination: three jobs for 2500 suppressions."""
+    create_list("uutiskirje", name="Uutiskirje")
+    sync.add_destination("mailjet-fi", "mailjet", target=str(LIST_ID), list_slug="uutiskirje")
+    for n in range(2500):
+        suppressions.suppress(f"lukija{n}@yritys.fi", reason="unsubscribed", source="test")
+    suppressions.suppress(
+        "tilaaja@yritys.fi", reason="unsubscribed", scope="uutiskirje", source="test"
+    )
+    db.session.commit()
+    (report,) = sync.run()
+    assert (report.accepted, report.error) == (2501, None)
+    assert len(mailjet.excluded()) == 2500
+    assert mailjet.unsubscribed(LIST_ID) == {"tilaaja@yritys.fi"}
+    assert writes(mailjet).count("/v3/REST/contact/managemanycontacts") == 3
+    assert set(db.session.scalars(db.select(SyncState.status))) == {"accepted"}
+
+
+def test_a_destination_s_bad_api_url_names_its_variable(app, monkeypatch):
+    monkeypatch.setitem(app.config, "MAILJET_API_KEY", API_KEY)
+    monkeypatch.setitem(app.config, "MAILJET_API_SECRET", API_SECRET)
+    monkeypatch.setitem(app.config, "MAILJET_API_URL", "https://")
+    with pytest.raises(ConfigError, match="SUPPRESS_MAILJET_API_URL"):
+        sync.add_destination("mailjet-fi", "mailjet")
+
+
+def test_a_destination_needs_the_secret_key_beside_the_api_key(app, monkeypatch):
+    monkeypatch.setitem(app.config, "MAILJET_API_KEY", API_KEY)
+    monkeypatch.delitem(app.config, "MAILJET_API_SECRET", raising=False)
+    with pytest.raises(ConfigError, match="SUPPRESS_MAILJET_API_SECRET"):
+        sync.add_destination("mailjet-fi", "mailjet")

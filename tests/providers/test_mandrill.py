@@ -16,9 +16,13 @@ from urllib.parse import parse_qsl, urlencode
 import pytest
 from werkzeug.datastructures import Headers, MultiDict
 
+from suppress import suppressions, sync
 from suppress.config import ConfigError
-from suppress.providers.base import Delivery, Malformed, Rejected, Reply
+from suppress.models import db
+from suppress.providers.api import ApiError
+from suppress.providers.base import Account, Change, Delivery, Malformed, Rejected, Reply
 from suppress.providers.mandrill import SIGNATURE_HEADER, TEST_KEY, Mandrill
+from tests.providers.fakes.mandrill import FakeMandrill
 
 PAYLOADS = Path(__file__).resolve().parent / "payloads" / "mandrill"
 WEBHOOK_URL = "https://suppress.example.fi/webhooks/mandrill?source=mandrill"
@@ -340,8 +344,151 @@ def test_webhook_url_that_is_not_http_is_a_config_error_naming_the_variable():
         provider(WEBHOOK_URL="suppress.example.fi/webhooks/mandrill")
 
 
-def test_api_settings_default_to_mandrills_api():
-    settings = provider().settings
+def test_the_webhook_reads_no_api_settings_and_an_api_key_alone_enables_nothing():
+    assert set(provider().settings) == {"WEBHOOK_KEY", "WEBHOOK_URL"}
+    assert not Mandrill.is_configured({"MANDRILL_API_KEY": "sync-only-key"})
 
-    assert settings["API_URL"] == "https://mandrillapp.com/api/1.0"
-    assert settings["API_KEY"] is None
+
+# Sync: the Rejects API played by FakeMandrill.
+
+API_KEY = "md-Kq2ZpL0x7Hq2ZpL0x7Hq2Z"
+
+
+@pytest.fixture
+def mandrill_api(httpserver) -> FakeMandrill:
+    return FakeMandrill(httpserver, api_key=API_KEY, subaccounts=("uutiset",))
+
+
+def account(fake: FakeMandrill, target: str | None = None, key: str = API_KEY) -> Account:
+    settings = {"API_KEY": key, "API_URL": fake.url}
+    return Account("mandrill", target, None, settings, Mandrill.api(settings, timeout=5, retries=2))
+
+
+def statuses(outcomes: list) -> list[str]:
+    return [outcome.status for outcome in outcomes]
+
+
+def test_each_change_is_one_rejects_add_with_our_reason_in_the_comment(mandrill_api):
+    changes = [
+        Change(n, f"h{n}@yritys.fi", reason)
+        for n, reason in enumerate(["unsubscribed", "bounced", "complained"])
+    ]
+    assert statuses(Mandrill.push(account(mandrill_api), changes)) == ["accepted"] * 3
+    assert mandrill_api.pushes() == 3
+    assert {a: e["detail"] for a, e in mandrill_api.denylist().items()} == {
+        "h0@yritys.fi": "unsubscribed (suppress)",
+        "h1@yritys.fi": "bounced (suppress)",
+        "h2@yritys.fi": "complained (suppress)",
+    }
+
+
+def test_a_destination_s_target_is_the_subaccount_whose_denylist_it_fills(mandrill_api):
+    change = Change(1, "lukija@yritys.fi", "unsubscribed", on_list=True)
+    Mandrill.push(account(mandrill_api, target="uutiset"), [change])
+    assert list(mandrill_api.denylist("uutiset")) == ["lukija@yritys.fi"]
+    assert mandrill_api.denylist() == {}
+
+
+def test_an_unknown_subaccount_is_a_fatal_api_error(mandrill_api):
+    with pytest.raises(ApiError) as raised:
+        Mandrill.push(account(mandrill_api, target="ei-ole"), [Change(1, "a@yritys.fi", "manual")])
+    assert raised.value.fatal
+    assert "Unknown_Subaccount" in str(raised.value)
+
+
+def test_pushing_again_what_mandrill_holds_is_accepted(mandrill_api):
+    changes = [Change(1, "kahdesti@yritys.fi", "complained")]
+    Mandrill.push(account(mandrill_api), changes)
+    assert statuses(Mandrill.push(account(mandrill_api), changes)) == ["accepted"]
+    assert list(mandrill_api.denylist()) == ["kahdesti@yritys.fi"]
+
+
+def test_an_allowlisted_address_is_refused_as_mandrill_leaves_it_alone(mandrill_api):
+    mandrill_api.allowlist.add("sallittu@yritys.fi")
+    (outcome,) = Mandrill.push(account(mandrill_api), [Change(1, "sallittu@yritys.fi", "manual")])
+    assert outcome.status == "refused"
+    assert "allowlist" in outcome.detail
+
+
+def test_an_address_mandrill_finds_invalid_is_refused_and_the_rest_pushed(mandrill_api):
+    """Mandrill answers a ValidationError with HTTP 500: refused at once, never retried."""
+    mandrill_api.invalid.add("huono@yritys.fi")
+    changes = [Change(1, "huono@yritys.fi", "bounced"), Change(2, "hyva@yritys.fi", "bounced")]
+    refusal, accepted = Mandrill.push(account(mandrill_api), changes)
+    assert refusal.status == "refused"
+    assert refusal.detail.startswith("ValidationError: ")
+    assert accepted.status == "accepted"
+    assert mandrill_api.calls.count(("POST", "/rejects/add.json")) == 2
+
+
+def test_a_lift_deletes_the_reject_and_one_already_gone_is_accepted(mandrill_api):
+    Mandrill.push(account(mandrill_api), [Change(1, "palaaja@yritys.fi", "unsubscribed")])
+    lifts = [
+        Change(2, "palaaja@yritys.fi", "unsubscribed", lift=True),
+        Change(3, "poissa@yritys.fi", "bounced", lift=True),
+    ]
+    assert statuses(Mandrill.push(account(mandrill_api), lifts)) == ["accepted"] * 2
+    assert mandrill_api.denylist() == {}
+
+
+def test_a_wrong_key_is_a_fatal_api_error_asked_once(mandrill_api):
+    with pytest.raises(ApiError) as raised:
+        Mandrill.push(account(mandrill_api, key="wrong"), [Change(1, "a@yritys.fi", "manual")])
+    assert (raised.value.status, raised.value.fatal) == (401, True)
+    assert len(mandrill_api.calls) == 1
+
+
+def test_a_rate_limit_is_still_waited_out(mandrill_api, monkeypatch):
+    monkeypatch.setattr("suppress.providers.api.BACKOFF_SECONDS", 0)
+    mandrill_api.fail_next(429, headers={"Retry-After": "0"})
+    (outcome,) = Mandrill.push(account(mandrill_api), [Change(1, "a@yritys.fi", "manual")])
+    assert outcome.status == "accepted"
+
+
+@pytest.mark.parametrize(
+    ("reason", "ours"),
+    [
+        ("hard-bounce", "bounced"),
+        ("soft-bounce", "soft_bounced"),
+        ("spam", "complained"),
+        ("unsub", "unsubscribed"),
+        ("custom", "manual"),
+    ],
+)
+def test_pull_reads_each_reject_reason_as_our_nearest(mandrill_api, reason, ours):
+    mandrill_api.denylist()["x@yritys.fi"] = {
+        "email": "x@yritys.fi",
+        "reason": reason,
+        "created_at": "2026-01-01 10:00:00",
+        "expired": False,
+    }
+    (entry,) = Mandrill.pull(account(mandrill_api), None)
+    assert (entry.email, entry.reason) == ("x@yritys.fi", ours)
+    assert entry.at == datetime(2026, 1, 1, 10, tzinfo=UTC)
+
+
+def test_pull_reads_the_first_thousand_entries_rejects_list_returns(mandrill_api):
+    for number in range(1200):
+        address = f"h{number:04}@yritys.fi"
+        mandrill_api.denylist()[address] = {"email": address, "reason": "custom", "expired": False}
+    assert len(list(Mandrill.pull(account(mandrill_api), None))) == 1000
+    assert mandrill_api.calls.count(("POST", "/rejects/list.json")) == 1
+
+
+def test_a_sync_pass_pushes_and_lifts_through_a_mandrill_destination(
+    app, mandrill_api, monkeypatch
+):
+    monkeypatch.setitem(app.config, "MANDRILL_API_KEY", API_KEY)
+    monkeypatch.setitem(app.config, "MANDRILL_API_URL", mandrill_api.url)
+    sync.add_destination("mandrill", "mandrill", target="uutiset")
+    suppressions.suppress("kuollut@yritys.fi", reason="bounced", source="test", actor="test")
+    suppressions.suppress("lahtija@yritys.fi", reason="unsubscribed", source="test", actor="test")
+    db.session.commit()
+    (report,) = sync.run()
+    assert (report.accepted, report.error) == (2, None)
+    assert set(mandrill_api.denylist("uutiset")) == {"kuollut@yritys.fi", "lahtija@yritys.fi"}
+    suppressions.lift("lahtija@yritys.fi", actor="test")
+    db.session.commit()
+    (report,) = sync.run()
+    assert report.lifted == 1
+    assert set(mandrill_api.denylist("uutiset")) == {"kuollut@yritys.fi"}

@@ -1,6 +1,8 @@
-"""Postmark webhooks: basic auth and/or a secret header, one JSON record per POST."""
+"""Postmark: webhooks (basic auth and/or a secret header, one JSON record per POST), then the
+sync job's pushes and pulls against Postmark's Suppressions API played on 127.0.0.1."""
 
 import base64
+import functools
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,9 +11,20 @@ from typing import Any
 import pytest
 from werkzeug.datastructures import Headers
 
+from suppress import suppressions, sync
 from suppress.config import ConfigError
-from suppress.providers.base import Delivery, Malformed, Rejected
-from suppress.providers.postmark import BOUNCE_TYPES, RECORD_TYPES, Postmark
+from suppress.lists import create_list
+from suppress.models import REASONS as MODEL_REASONS
+from suppress.models import db
+from suppress.providers.api import ApiError
+from suppress.providers.base import ACCEPTED, REFUSED, Change, Delivery, Malformed, Rejected
+from suppress.providers.postmark import (
+    BOUNCE_TYPES,
+    MAX_SUPPRESSIONS_PER_CALL,
+    RECORD_TYPES,
+    Postmark,
+)
+from tests.providers.fakes.postmark import INVALID, NO_AUTHORITY, FakePostmark
 
 PAYLOADS = Path(__file__).parent / "payloads" / "postmark"
 URL = "https://suppress.example.com/webhooks/postmark"
@@ -381,7 +394,6 @@ def test_enabling_without_any_credential_names_both_variables():
         ("WEBHOOK_BASIC_AUTH", "no-colon"),
         ("WEBHOOK_HEADER", "X-Token"),
         ("WEBHOOK_HEADER", "Bad Name: secret"),
-        ("API_URL", "ftp://api.postmarkapp.com"),
     ],
 )
 def test_bad_setting_names_its_variable(key, value):
@@ -389,9 +401,158 @@ def test_bad_setting_names_its_variable(key, value):
         Postmark({**CONFIG, f"POSTMARK_{key}": value})
 
 
-def test_api_settings_have_their_documented_defaults():
-    settings = Postmark(CONFIG).settings
+def test_an_api_key_alone_does_not_enable_the_webhook_endpoint():
+    assert not Postmark.is_configured({"POSTMARK_API_KEY": "server-token"})
 
-    assert settings["API_URL"] == "https://api.postmarkapp.com"
-    assert settings["MESSAGE_STREAM"] == "outbound"
-    assert settings["API_KEY"] is None
+
+# Sync: the Suppressions API
+
+TOKEN = "postmark-server-token-0123"
+STREAM = "uutiskirje-stream"
+# An erased address is never pushed: the planner refuses it, as it is no longer known.
+REASONS = [reason for reason in MODEL_REASONS if reason != "erased"]
+
+
+@pytest.fixture
+def postmark(httpserver):
+    return FakePostmark(httpserver, token=TOKEN, streams=("broadcast", STREAM))
+
+
+@pytest.fixture
+def account(account_of, postmark):
+    return functools.partial(account_of, "postmark", postmark.url, api_key=TOKEN)
+
+
+def change(key, email, reason="unsubscribed", **flags):
+    return Change(key=key, email=email, reason=reason, **flags)
+
+
+def statuses(outcomes):
+    return {outcome.key: outcome.status for outcome in outcomes}
+
+
+def test_sync_a_destination_without_a_target_syncs_the_broadcast_stream(postmark, account):
+    assert account().target == "broadcast"
+
+
+@pytest.mark.parametrize("reason", REASONS)
+def test_sync_every_reason_is_pushed_as_a_manual_suppression(postmark, account, reason):
+    """The Suppressions API records no other kind: Customer-made ManualSuppression."""
+    outcomes = Postmark.push(account(STREAM), [change(1, "matti@yritys.fi", reason)])
+
+    assert statuses(outcomes) == {1: ACCEPTED}
+    held = postmark.streams[STREAM]["matti@yritys.fi"]
+    assert (held["SuppressionReason"], held["Origin"]) == ("ManualSuppression", "Customer")
+
+
+def test_sync_a_list_suppression_goes_to_the_destination_s_stream(postmark, account):
+    changes = [change(1, "lukija@yritys.fi", on_list=True), change(2, "kaikki@yritys.fi")]
+
+    outcomes = Postmark.push(account(STREAM, "uutiskirje"), changes)
+
+    assert statuses(outcomes) == {1: ACCEPTED, 2: ACCEPTED}
+    assert set(postmark.streams[STREAM]) == {"lukija@yritys.fi", "kaikki@yritys.fi"}
+    assert postmark.streams["broadcast"] == {}
+
+
+def test_sync_pushing_again_what_postmark_holds_is_accepted(postmark, account):
+    postmark.suppress(STREAM, "valittaja@yritys.fi", "SpamComplaint", "Recipient", "2026-01-01")
+    changes = [change(1, "matti@yritys.fi"), change(2, "valittaja@yritys.fi", "complained")]
+    Postmark.push(account(STREAM), changes[:1])
+
+    outcomes = Postmark.push(account(STREAM), changes)
+
+    assert statuses(outcomes) == {1: ACCEPTED, 2: ACCEPTED}
+    assert NO_AUTHORITY in outcomes[1].detail
+
+
+def test_sync_an_address_postmark_finds_invalid_is_refused_in_its_words(postmark, account):
+    changes = [change(1, "matti@yritys.fi"), change(2, "rikki@localhost")]
+
+    outcomes = Postmark.push(account(STREAM), changes)
+
+    assert statuses(outcomes) == {1: ACCEPTED, 2: REFUSED}
+    assert outcomes[1].detail == INVALID
+
+
+def test_sync_lifts_delete_and_a_complaint_postmark_keeps_is_refused(postmark, account):
+    Postmark.push(account(STREAM), [change(1, "palaaja@yritys.fi")])
+    postmark.suppress(STREAM, "valittaja@yritys.fi", "SpamComplaint", "Recipient", "2026-01-01")
+    lifts = [
+        change(1, "palaaja@yritys.fi", lift=True),
+        change(2, "valittaja@yritys.fi", "complained", lift=True),
+        change(3, "jo-poissa@yritys.fi", lift=True),
+    ]
+
+    outcomes = Postmark.push(account(STREAM), lifts)
+
+    assert statuses(outcomes) == {1: ACCEPTED, 2: REFUSED, 3: ACCEPTED}
+    assert outcomes[1].detail == NO_AUTHORITY
+    assert set(postmark.streams[STREAM]) == {"valittaja@yritys.fi"}
+
+
+def test_sync_an_address_postmark_leaves_out_of_its_answer_stays_unsettled(postmark, account):
+    postmark.fail_next(200, body={"Suppressions": []})
+
+    assert Postmark.push(account(STREAM), [change(1, "matti@yritys.fi")]) == []
+
+
+def test_sync_a_wrong_server_token_is_a_fatal_api_error(postmark, account):
+    with pytest.raises(ApiError, match="HTTP 401") as error:
+        Postmark.push(account(STREAM, api_key="wrong"), [change(1, "matti@yritys.fi")])
+
+    assert error.value.fatal
+
+
+def test_sync_a_stream_postmark_lacks_stops_the_push_with_its_words(postmark, account):
+    with pytest.raises(ApiError, match="message stream for the provided 'ID' was not found"):
+        Postmark.push(account("ei-ole"), [change(1, "matti@yritys.fi")])
+
+
+def test_sync_pull_reads_the_whole_stream_and_maps_its_reasons(postmark, account):
+    added = "2026-01-01T10:00:00-05:00"
+    postmark.suppress(STREAM, "kuollut@yritys.fi", "HardBounce", "Recipient", added)
+    postmark.suppress(STREAM, "valittaja@yritys.fi", "SpamComplaint", "Recipient", added)
+    postmark.suppress(STREAM, "lahtija@yritys.fi", "ManualSuppression", "Recipient", added)
+    postmark.suppress(STREAM, "lisatty@yritys.fi", "ManualSuppression", "Customer", "huomenna")
+    postmark.suppress(STREAM, "", "HardBounce", "Recipient", added)
+
+    pulled = list(Postmark.pull(account(STREAM, "uutiskirje"), None))
+
+    assert {(e.email, e.reason, e.on_list) for e in pulled} == {
+        ("kuollut@yritys.fi", "bounced", False),
+        ("valittaja@yritys.fi", "complained", False),
+        ("lahtija@yritys.fi", "unsubscribed", True),
+        ("lisatty@yritys.fi", "manual", True),
+    }
+    assert utc(2026, 1, 1, 15, 0) in {e.at for e in pulled}
+    assert postmark.calls == [("GET", f"/message-streams/{STREAM}/suppressions/dump")]
+
+
+def test_sync_pull_since_the_last_pull_asks_from_that_day_on(postmark, account):
+    postmark.suppress(STREAM, "vanha@yritys.fi", "HardBounce", "Recipient", "2026-01-01T10:00:00Z")
+    postmark.suppress(STREAM, "uusi@yritys.fi", "HardBounce", "Recipient", "2026-01-02T10:00:00Z")
+
+    pulled = list(Postmark.pull(account(STREAM), utc(2026, 1, 2, 9, 0)))
+
+    assert [entry.email for entry in pulled] == ["uusi@yritys.fi"]
+
+
+def test_sync_run_pushes_a_destination_s_suppressions_in_full_batches(app, postmark, monkeypatch):
+    monkeypatch.setitem(app.config, "POSTMARK_API_KEY", TOKEN)
+    monkeypatch.setitem(app.config, "POSTMARK_API_URL", postmark.url)
+    create_list("uutiskirje", name="Uutiskirje")
+    sync.add_destination("postmark-fi", "postmark", target=STREAM, list_slug="uutiskirje")
+    total = MAX_SUPPRESSIONS_PER_CALL * 2 + 20
+    for n in range(total):
+        suppressions.suppress(f"p{n}@yritys.fi", reason="bounced", source="test", actor="test")
+    suppressions.suppress(
+        "lukija@yritys.fi", reason="unsubscribed", scope="uutiskirje", source="test", actor="test"
+    )
+    db.session.commit()
+
+    (report,) = sync.run()
+
+    assert (report.accepted, report.error) == (total + 1, None)
+    assert postmark.batches == [MAX_SUPPRESSIONS_PER_CALL, MAX_SUPPRESSIONS_PER_CALL, 21]
+    assert len(postmark.streams[STREAM]) == total + 1

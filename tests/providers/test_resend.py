@@ -1,7 +1,9 @@
-"""Resend webhooks: Svix signatures made for real with a test secret, and Resend's documented
-payloads (resend.com/docs "Event Types") turned into events."""
+"""Resend: webhooks (Svix signatures made for real with a test secret, and Resend's documented
+payloads, resend.com/docs "Event Types", turned into events), then the sync job's pushes and
+pulls against Resend's private-beta Suppressions API played on 127.0.0.1."""
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -10,11 +12,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from werkzeug.datastructures import Headers
 
+from suppress import suppressions, sync
 from suppress.config import ConfigError
-from suppress.providers.base import Delivery, Malformed, Rejected
-from suppress.providers.resend import EVENT_MAP, Resend
+from suppress.models import REASONS as MODEL_REASONS
+from suppress.models import SyncState, db
+from suppress.providers.api import ApiError
+from suppress.providers.base import ACCEPTED, REFUSED, Change, Delivery, Malformed, Rejected
+from suppress.providers.resend import (
+    EVENT_MAP,
+    SUPPRESSIONS_PER_CALL,
+    TEAM_WIDE,
+    NotAvailable,
+    Resend,
+)
+from tests.providers.fakes.resend import FakeResend
 
 PAYLOADS = Path(__file__).parent / "payloads" / "resend"
 URL = "https://suppress.example.net/webhooks/resend"
@@ -275,5 +289,168 @@ def test_missing_secret_names_the_variable():
         Resend({"RESEND_API_KEY": "re_123"})
 
 
-def test_api_url_defaults_to_resend():
-    assert provider().settings["API_URL"] == "https://api.resend.com"
+def test_an_api_key_alone_does_not_enable_the_webhook_endpoint():
+    assert not Resend.is_configured({"RESEND_API_KEY": "re_123"})
+
+
+# Sync: the Suppressions API (private beta)
+
+API_KEY = "re_test_0123456789"
+# An erased address is never pushed: the planner refuses it, as it is no longer known.
+REASONS = [reason for reason in MODEL_REASONS if reason != "erased"]
+
+
+@pytest.fixture
+def resend(httpserver):
+    return FakeResend(httpserver, api_key=API_KEY)
+
+
+@pytest.fixture
+def account(account_of, resend):
+    return functools.partial(account_of, "resend", resend.url, api_key=API_KEY)
+
+
+def change(key, email, reason="unsubscribed", **flags):
+    return Change(key=key, email=email, reason=reason, **flags)
+
+
+def statuses(outcomes):
+    return {outcome.key: outcome.status for outcome in outcomes}
+
+
+@pytest.mark.parametrize("reason", REASONS)
+def test_sync_every_reason_is_pushed_as_a_manual_suppression(resend, account, reason):
+    outcomes = Resend.push(account(), [change(1, "Matti@Yritys.fi", reason)])
+
+    assert statuses(outcomes) == {1: ACCEPTED}
+    assert resend.suppressions["matti@yritys.fi"]["origin"] == "manual"
+
+
+def test_sync_pushing_again_what_resend_holds_is_accepted(resend, account):
+    changes = [change(1, "matti@yritys.fi"), change(2, "maija@yritys.fi")]
+    Resend.push(account(), changes)
+
+    assert statuses(Resend.push(account(), changes)) == {1: ACCEPTED, 2: ACCEPTED}
+    assert set(resend.suppressions) == {"matti@yritys.fi", "maija@yritys.fi"}
+
+
+def test_sync_a_list_suppression_is_refused_as_resend_s_list_is_team_wide(resend, account):
+    changes = [change(1, "lukija@yritys.fi", on_list=True), change(2, "kaikki@yritys.fi")]
+
+    outcomes = Resend.push(account(list_slug="uutiskirje"), changes)
+
+    assert statuses(outcomes) == {1: REFUSED, 2: ACCEPTED}
+    assert outcomes[-1].detail == TEAM_WIDE
+    assert set(resend.suppressions) == {"kaikki@yritys.fi"}
+
+
+def test_sync_lifts_remove_in_one_batch_and_one_already_gone_is_accepted(resend, account):
+    resend.suppress("palaaja@yritys.fi", "manual")
+    lifts = [change(1, "palaaja@yritys.fi", lift=True), change(2, "poissa@yritys.fi", lift=True)]
+
+    outcomes = Resend.push(account(), lifts)
+
+    assert statuses(outcomes) == {1: ACCEPTED, 2: ACCEPTED}
+    assert resend.suppressions == {}
+    assert resend.calls == [("POST", "/suppressions/batch/remove")]
+
+
+def test_sync_an_address_resend_refuses_is_refused_and_the_rest_accepted(resend, account):
+    changes = [
+        change(1, "matti@yritys.fi"),
+        change(2, "rikki@localhost"),
+        change(3, "maija@yritys.fi"),
+    ]
+
+    outcomes = Resend.push(account(), changes)
+
+    assert statuses(outcomes) == {1: ACCEPTED, 2: REFUSED, 3: ACCEPTED}
+    assert "Invalid `email` field" in outcomes[1].detail
+    assert set(resend.suppressions) == {"matti@yritys.fi", "maija@yritys.fi"}
+
+
+@pytest.mark.parametrize(
+    ("available", "api_key", "status"),
+    [(False, API_KEY, 404), (True, "re_wrong", 403)],
+    ids=["not-in-the-beta", "invalid-key"],
+)
+def test_sync_an_account_without_the_suppressions_api_is_told_so_fatally(
+    resend, account, available, api_key, status
+):
+    resend.available = available
+
+    with pytest.raises(NotAvailable, match="private beta") as error:
+        Resend.push(account(api_key=api_key), [change(1, "matti@yritys.fi")])
+
+    assert (error.value.status, error.value.fatal) == (status, True)
+    with pytest.raises(NotAvailable):
+        list(Resend.pull(account(api_key=api_key), None))
+
+
+def test_sync_a_resend_outage_stays_a_retryable_error(resend, account):
+    resend.fail_next(503)
+
+    with pytest.raises(ApiError, match="HTTP 503") as error:
+        Resend.push(account(), [change(1, "matti@yritys.fi")])
+
+    assert not isinstance(error.value, NotAvailable)
+    assert error.value.retry
+
+
+def test_sync_pull_pages_until_resend_has_no_more_and_maps_origins(resend, account):
+    for n in range(SUPPRESSIONS_PER_CALL + 5):
+        resend.suppress(f"p{n}@yritys.fi", "manual")
+    resend.suppress("kuollut@yritys.fi", "bounce", "2026-01-01T10:00:00.000Z")
+    resend.suppress("valittaja@yritys.fi", "complaint", "eilen")
+
+    pulled = list(Resend.pull(account(), None))
+
+    reasons = {entry.email: entry.reason for entry in pulled}
+    assert len(reasons) == SUPPRESSIONS_PER_CALL + 7
+    assert (reasons["p0@yritys.fi"], reasons["kuollut@yritys.fi"]) == ("manual", "bounced")
+    assert reasons["valittaja@yritys.fi"] == "complained"
+    assert pulled[-2].at == datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
+    assert pulled[-1].at is None
+    assert resend.calls == [("GET", "/suppressions")] * 2
+
+
+def test_sync_pull_reads_an_entry_s_origin_under_either_name(resend, account):
+    resend.suppress("kuollut@yritys.fi", "bounce")
+    resend.suppressions["kuollut@yritys.fi"]["reason"] = resend.suppressions[
+        "kuollut@yritys.fi"
+    ].pop("origin")
+    resend.suppressions["tyhja"] = {"id": "x", "email": " ", "origin": "manual"}
+
+    pulled = list(Resend.pull(account(), None))
+
+    assert [(entry.email, entry.reason) for entry in pulled] == [("kuollut@yritys.fi", "bounced")]
+
+
+def test_sync_run_pushes_a_destination_s_suppressions_in_full_batches(app, resend, monkeypatch):
+    monkeypatch.setitem(app.config, "RESEND_API_KEY", API_KEY)
+    monkeypatch.setitem(app.config, "RESEND_API_URL", resend.url)
+    sync.add_destination("resend-fi", "resend")
+    total = SUPPRESSIONS_PER_CALL * 2 + 50
+    for n in range(total):
+        suppressions.suppress(f"p{n}@yritys.fi", reason="complained", source="test", actor="test")
+    db.session.commit()
+
+    (report,) = sync.run()
+
+    assert (report.accepted, report.error) == (total, None)
+    assert resend.batches == [SUPPRESSIONS_PER_CALL, SUPPRESSIONS_PER_CALL, 50]
+    assert len(resend.suppressions) == total
+
+
+def test_sync_run_stops_a_destination_resend_has_not_opened_the_api_to(app, resend, monkeypatch):
+    monkeypatch.setitem(app.config, "RESEND_API_KEY", API_KEY)
+    monkeypatch.setitem(app.config, "RESEND_API_URL", resend.url)
+    resend.available = False
+    sync.add_destination("resend-fi", "resend")
+    suppressions.suppress("matti@yritys.fi", reason="unsubscribed", source="test", actor="test")
+    db.session.commit()
+
+    (report,) = sync.run()
+
+    assert "Suppressions API is not available" in report.error
+    assert db.session.scalar(select(SyncState.status)) == "pending"

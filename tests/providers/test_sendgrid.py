@@ -1,10 +1,12 @@
-"""SendGrid Event Webhook: ECDSA verification and the event vocabulary.
+"""SendGrid: the Event Webhook (ECDSA verification and the event vocabulary), then the sync
+job's pushes and pulls against SendGrid's Suppressions API played on 127.0.0.1.
 
 Signatures are made for real with a P-256 key generated for the test session, exactly as
 SendGrid signs: ECDSA/SHA-256 over the timestamp header followed by the raw body.
 """
 
 import base64
+import functools
 import json
 import time
 from datetime import UTC, datetime
@@ -15,14 +17,22 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from werkzeug.datastructures import Headers
 
+from suppress import suppressions, sync
 from suppress.config import ConfigError
-from suppress.providers.base import Delivery, Malformed, Rejected
+from suppress.lists import create_list
+from suppress.models import REASONS as MODEL_REASONS
+from suppress.models import db
+from suppress.providers.api import ApiError
+from suppress.providers.base import ACCEPTED, REFUSED, Change, Delivery, Malformed, Rejected
 from suppress.providers.sendgrid import (
     DEFAULT_TOLERANCE_SECONDS,
+    MAX_ADDRESSES_PER_CALL,
+    PAGE_SIZE,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     SendGrid,
 )
+from tests.providers.fakes.sendgrid import FakeSendGrid, record
 
 PAYLOADS = Path(__file__).resolve().parent / "payloads" / "sendgrid"
 URL = "https://suppress.example.fi/webhooks/sendgrid"
@@ -415,9 +425,222 @@ def test_bad_tolerance_is_a_config_error_naming_the_variable():
         provider(WEBHOOK_TOLERANCE_SECONDS="0")
 
 
-def test_api_settings_default_to_sendgrids_global_api():
+def test_webhook_settings_need_no_api_key():
     settings = provider().settings
 
-    assert settings["API_URL"] == "https://api.sendgrid.com"
-    assert settings["API_KEY"] is None
+    assert set(settings) == {"WEBHOOK_VERIFICATION_KEY", "WEBHOOK_TOLERANCE_SECONDS", "GROUP_IDS"}
     assert settings["WEBHOOK_TOLERANCE_SECONDS"] == DEFAULT_TOLERANCE_SECONDS
+
+
+def test_an_api_key_alone_does_not_enable_the_webhook_endpoint():
+    assert not SendGrid.is_configured({"SENDGRID_API_KEY": "SG.sync-only"})
+
+
+# Sync: the Suppressions API
+
+API_KEY = "SG.test-key.0123456789"
+GROUP = "4242"
+# An erased address is never pushed: the planner refuses it, as it is no longer known.
+REASONS = [reason for reason in MODEL_REASONS if reason != "erased"]
+
+
+@pytest.fixture
+def sendgrid(httpserver):
+    return FakeSendGrid(httpserver, api_key=API_KEY, groups=[GROUP])
+
+
+@pytest.fixture
+def account(account_of, sendgrid):
+    return functools.partial(account_of, "sendgrid", sendgrid.url, api_key=API_KEY)
+
+
+def change(key, email, reason="unsubscribed", **flags):
+    return Change(key=key, email=email, reason=reason, **flags)
+
+
+def statuses(outcomes):
+    return {outcome.key: outcome.status for outcome in outcomes}
+
+
+@pytest.mark.parametrize("reason", REASONS)
+def test_sync_every_reason_is_pushed_as_a_global_unsubscribe(sendgrid, account, reason):
+    """Bounces and spam reports can only be listed and deleted at SendGrid, not added."""
+    outcomes = SendGrid.push(account(), [change(1, "matti@yritys.fi", reason)])
+
+    assert statuses(outcomes) == {1: ACCEPTED}
+    assert sendgrid.unsubscribed == {"matti@yritys.fi"}
+    assert sendgrid.calls == [("POST", "/v3/asm/suppressions/global")]
+
+
+def test_sync_pushing_again_what_sendgrid_holds_is_accepted(sendgrid, account):
+    changes = [change(1, "matti@yritys.fi"), change(2, "maija@yritys.fi")]
+    SendGrid.push(account(), changes)
+
+    assert statuses(SendGrid.push(account(), changes)) == {1: ACCEPTED, 2: ACCEPTED}
+    assert sendgrid.unsubscribed == {"matti@yritys.fi", "maija@yritys.fi"}
+
+
+def test_sync_a_list_suppression_goes_to_the_destination_s_unsubscribe_group(sendgrid, account):
+    changes = [change(1, "lukija@yritys.fi", on_list=True), change(2, "kaikki@yritys.fi")]
+
+    outcomes = SendGrid.push(account(target=GROUP, list_slug="uutiskirje"), changes)
+
+    assert statuses(outcomes) == {1: ACCEPTED, 2: ACCEPTED}
+    assert sendgrid.groups[GROUP] == {"lukija@yritys.fi"}
+    assert sendgrid.unsubscribed == {"kaikki@yritys.fi"}
+
+
+def test_sync_a_list_suppression_without_a_group_is_refused_not_made_global(sendgrid, account):
+    outcomes = SendGrid.push(
+        account(list_slug="uutiskirje"), [change(1, "x@yritys.fi", on_list=True)]
+    )
+
+    assert outcomes[0].status == REFUSED
+    assert "unsubscribe group" in outcomes[0].detail
+    assert sendgrid.calls == []
+
+
+def test_sync_a_group_sendgrid_lacks_stops_the_push_rather_than_suppress_everywhere(
+    sendgrid, account
+):
+    """SendGrid adds suppressions for a missing group to the global list instead."""
+    with pytest.raises(ApiError, match="no unsubscribe group '999'"):
+        SendGrid.push(
+            account(target="999", list_slug="uutiskirje"), [change(1, "x@yritys.fi", on_list=True)]
+        )
+
+    assert sendgrid.unsubscribed == set()
+
+
+def test_sync_a_group_check_that_fails_leaves_the_batch_for_a_later_pass(sendgrid, account):
+    sendgrid.fail_next(503)
+
+    with pytest.raises(ApiError, match="HTTP 503") as error:
+        SendGrid.push(
+            account(target=GROUP, list_slug="uutiskirje"), [change(1, "x@yritys.fi", on_list=True)]
+        )
+
+    assert error.value.retry
+    assert sendgrid.groups[GROUP] == set()
+
+
+def test_sync_lifts_delete_from_the_global_list_and_the_group(sendgrid, account):
+    sendgrid.lists["unsubscribes"]["palaaja@yritys.fi"] = record("palaaja@yritys.fi")
+    sendgrid.groups[GROUP].add("lukija@yritys.fi")
+    changes = [
+        change(1, "palaaja@yritys.fi", lift=True),
+        change(2, "lukija@yritys.fi", lift=True, on_list=True),
+        change(3, "jo-poissa@yritys.fi", lift=True),
+    ]
+
+    outcomes = SendGrid.push(account(target=GROUP, list_slug="uutiskirje"), changes)
+
+    assert statuses(outcomes) == {1: ACCEPTED, 2: ACCEPTED, 3: ACCEPTED}
+    assert sendgrid.unsubscribed == set()
+    assert sendgrid.groups[GROUP] == set()
+
+
+def test_sync_a_failed_lift_does_not_name_the_address_in_its_error(sendgrid, account):
+    sendgrid.fail_next(500)
+
+    with pytest.raises(ApiError) as error:
+        SendGrid.push(account(), [change(1, "palaaja@yritys.fi", lift=True)])
+
+    assert "HTTP 500" in str(error.value)
+    assert "palaaja" not in str(error.value)
+
+
+def test_sync_an_address_sendgrid_refuses_is_refused_and_the_rest_accepted(sendgrid, account):
+    """SendGrid refuses the whole call; halving finds the address in 1 + 2·log2(64) calls."""
+    changes = [change(n, f"p{n}@yritys.fi") for n in range(64)]
+    changes[37] = change(37, "rikki@localhost")
+
+    outcomes = SendGrid.push(account(), changes)
+
+    assert [outcome.key for outcome in outcomes] == list(range(64))
+    assert {o.key for o in outcomes if o.status == REFUSED} == {37}
+    assert "not a valid email" in outcomes[37].detail
+    assert len(sendgrid.unsubscribed) == 63
+    assert sendgrid.pushes() == 13
+
+
+def test_sync_a_wrong_api_key_is_a_fatal_api_error(sendgrid, account):
+    with pytest.raises(ApiError, match=r"HTTP 401 .*authorization required") as error:
+        SendGrid.push(account(api_key="SG.wrong"), [change(1, "matti@yritys.fi")])
+
+    assert error.value.fatal
+    assert sendgrid.unsubscribed == set()
+
+
+def test_sync_pull_pages_every_list_until_a_short_page_and_maps_reasons(sendgrid, account):
+    for n in range(PAGE_SIZE + 20):
+        sendgrid.lists["unsubscribes"][f"p{n:04}@yritys.fi"] = record(
+            f"p{n:04}@yritys.fi", 1767261600
+        )
+    sendgrid.lists["bounces"]["kuollut@yritys.fi"] = record("kuollut@yritys.fi", 1767261600)
+    sendgrid.lists["spam_reports"]["valittaja@yritys.fi"] = record(
+        "valittaja@yritys.fi", 1767261600
+    )
+    sendgrid.lists["invalid_emails"]["rikki@yritys"] = record("rikki@yritys", 1767261600)
+
+    pulled = list(SendGrid.pull(account(), None))
+
+    reasons = {entry.email: entry.reason for entry in pulled}
+    assert len(reasons) == PAGE_SIZE + 23
+    assert reasons["kuollut@yritys.fi"] == "bounced"
+    assert reasons["valittaja@yritys.fi"] == "complained"
+    assert reasons["rikki@yritys"] == "bounced"
+    assert not any(entry.on_list for entry in pulled)
+    assert pulled[0].at == datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
+    assert sendgrid.calls.count(("GET", "/v3/suppression/unsubscribes")) == 2
+
+
+def test_sync_pull_skips_entries_without_an_address(sendgrid, account):
+    sendgrid.lists["bounces"]["?"] = {"email": " ", "created": 1767261600}
+    sendgrid.groups[GROUP] |= {"", "lukija@yritys.fi"}
+
+    pulled = list(SendGrid.pull(account(target=GROUP, list_slug="uutiskirje"), None))
+
+    assert [entry.email for entry in pulled] == ["lukija@yritys.fi"]
+
+
+def test_sync_pull_since_the_last_pull_asks_only_for_newer_entries(sendgrid, account):
+    sendgrid.lists["unsubscribes"]["vanha@yritys.fi"] = record("vanha@yritys.fi", 1767261600)
+    sendgrid.lists["unsubscribes"]["uusi@yritys.fi"] = record("uusi@yritys.fi", 1767348000)
+
+    pulled = list(SendGrid.pull(account(), datetime(2026, 1, 2, tzinfo=UTC)))
+
+    assert [entry.email for entry in pulled] == ["uusi@yritys.fi"]
+
+
+def test_sync_pull_reads_the_group_as_the_destination_s_list(sendgrid, account):
+    sendgrid.groups[GROUP].add("lukija@yritys.fi")
+
+    pulled = list(SendGrid.pull(account(target=GROUP, list_slug="uutiskirje"), None))
+
+    assert [(e.email, e.reason, e.on_list) for e in pulled] == [
+        ("lukija@yritys.fi", "unsubscribed", True)
+    ]
+
+
+def test_sync_run_pushes_a_destination_s_suppressions_in_full_batches(app, sendgrid, monkeypatch):
+    monkeypatch.setitem(app.config, "SENDGRID_API_KEY", API_KEY)
+    monkeypatch.setitem(app.config, "SENDGRID_API_URL", sendgrid.url)
+    create_list("uutiskirje", name="Uutiskirje")
+    sync.add_destination("sendgrid-fi", "sendgrid", target=GROUP, list_slug="uutiskirje")
+    total = MAX_ADDRESSES_PER_CALL * 2 + 500
+    for n in range(total):
+        suppressions.suppress(f"p{n}@yritys.fi", reason="unsubscribed", source="test", actor="test")
+    suppressions.suppress(
+        "lukija@yritys.fi", reason="unsubscribed", scope="uutiskirje", source="test", actor="test"
+    )
+    db.session.commit()
+
+    (report,) = sync.run()
+
+    assert (report.accepted, report.error) == (total + 1, None)
+    # Three claims of at most a thousand rows; the one holding the list's row makes two calls.
+    assert len(sendgrid.batches) == 4
+    assert (max(sendgrid.batches), sum(sendgrid.batches)) == (MAX_ADDRESSES_PER_CALL, total + 1)
+    assert len(sendgrid.unsubscribed) == total
+    assert sendgrid.groups[GROUP] == {"lukija@yritys.fi"}

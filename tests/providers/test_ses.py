@@ -20,12 +20,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 from pytest_httpserver import HTTPServer
+from sqlalchemy import select
 from werkzeug.datastructures import Headers
 
+from suppress import suppressions, sync
 from suppress.config import ConfigError
+from suppress.models import Suppression, db
 from suppress.providers import ses
-from suppress.providers.base import Delivery, Malformed, Rejected, Reply
+from suppress.providers.api import ApiError
+from suppress.providers.base import Account, Change, Delivery, Malformed, Rejected, Reply
 from suppress.providers.ses import Ses
+from tests.providers.fakes.ses import FakeSes
 
 PAYLOADS = Path(__file__).parent / "payloads" / "ses"
 TOPIC = "arn:aws:sns:eu-north-1:111122223333:ses-events"
@@ -623,9 +628,275 @@ def test_topic_arns_must_be_sns_topic_arns():
         Ses({"SES_TOPIC_ARNS": "ses-events"})
 
 
-def test_settings_read_with_their_documented_defaults():
+def test_settings_read_with_their_documented_defaults_and_no_api_credentials():
     settings = Ses({"SES_TOPIC_ARNS": f"{TOPIC}, arn:aws:sns:eu-west-1:111122223333:b"})
-    assert settings.settings["TOPIC_ARNS"] == (TOPIC, "arn:aws:sns:eu-west-1:111122223333:b")
-    assert settings.settings["AUTO_CONFIRM"] is True
-    assert settings.settings["WEBHOOK_BASIC_AUTH"] is None
-    assert {"REGION", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY", "API_URL"} <= set(settings.settings)
+    assert settings.settings == {
+        "TOPIC_ARNS": (TOPIC, "arn:aws:sns:eu-west-1:111122223333:b"),
+        "AUTO_CONFIRM": True,
+        "WEBHOOK_BASIC_AUTH": None,
+    }
+
+
+def test_api_credentials_alone_do_not_enable_the_webhook_endpoint():
+    config = {"SES_ACCESS_KEY_ID": "AKIAEXAMPLE", "SES_SECRET_ACCESS_KEY": "secret"}
+    assert not Ses.is_configured({**config, "SES_REGION": "eu-north-1"})
+
+
+# Sync: the account-level suppression list and a contact list, through the SES API v2 played
+# by FakeSes, which checks every call's SigV4 signature.
+
+KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+REGION = "eu-north-1"
+CONTACT_LIST = "yritys-uutiset"
+
+
+@pytest.fixture
+def ses_api(httpserver: HTTPServer) -> FakeSes:
+    fake = FakeSes(httpserver, access_key_id=KEY_ID, secret_access_key=SECRET_KEY, region=REGION)
+    fake.contact_lists[CONTACT_LIST] = {}
+    return fake
+
+
+@pytest.fixture
+def configured(app, ses_api, monkeypatch) -> FakeSes:
+    """The app reaching the fake, with no retry delays."""
+    settings = {"ACCESS_KEY_ID": KEY_ID, "SECRET_ACCESS_KEY": SECRET_KEY, "REGION": REGION}
+    for key, value in {**settings, "API_URL": ses_api.url}.items():
+        monkeypatch.setitem(app.config, f"SES_{key}", value)
+    monkeypatch.setitem(app.config, "SYNC_RETRIES", 1)
+    monkeypatch.setattr("suppress.providers.api.BACKOFF_SECONDS", 0)
+    return ses_api
+
+
+def account(
+    fake: FakeSes, target: str | None = None, list_slug: str | None = None, secret=SECRET_KEY
+) -> Account:
+    settings = {
+        "REGION": REGION,
+        "ACCESS_KEY_ID": KEY_ID,
+        "SECRET_ACCESS_KEY": secret,
+        "API_URL": fake.url,
+        "CONTACT_LIST": None,
+    }
+    return Account("ses-fi", target, list_slug, settings, Ses.api(settings, timeout=5, retries=0))
+
+
+def statuses(outcomes: list) -> list[str]:
+    return [outcome.status for outcome in outcomes]
+
+
+def suppressed(*addresses: str, reason: str = "bounced", scope: str = "global") -> None:
+    for address in addresses:
+        suppressions.suppress(address, reason=reason, scope=scope, source="test", actor="test")
+    db.session.commit()
+
+
+def test_bounces_and_complaints_go_to_the_account_list_one_call_each(ses_api):
+    changes = [
+        Change(1, "kuollut@yritys.fi", "bounced"),
+        Change(2, "tayna@yritys.fi", "soft_bounced"),
+        Change(3, "valittaja@yritys.fi", "complained"),
+    ]
+    assert statuses(Ses.push(account(ses_api), changes)) == ["accepted"] * 3
+    assert {address: row["Reason"] for address, row in ses_api.suppressed.items()} == {
+        "kuollut@yritys.fi": "BOUNCE",
+        "tayna@yritys.fi": "BOUNCE",
+        "valittaja@yritys.fi": "COMPLAINT",
+    }
+    assert ses_api.pushes() == 3
+
+
+@pytest.mark.parametrize("reason", ["unsubscribed", "objected", "manual", "imported"])
+def test_without_a_contact_list_an_unsubscribe_is_refused_never_mislabelled(ses_api, reason):
+    (outcome,) = Ses.push(account(ses_api), [Change(1, "lahtija@yritys.fi", reason)])
+    assert outcome.status == "refused"
+    assert "contact list" in outcome.detail
+    assert ses_api.calls == []
+
+
+def test_an_unsubscribe_creates_the_contact_unsubscribed_from_everything(ses_api):
+    (outcome,) = Ses.push(account(ses_api, CONTACT_LIST), [Change(1, "uusi@yritys.fi", "objected")])
+    assert outcome.status == "accepted"
+    contact = ses_api.contact_lists[CONTACT_LIST]["uusi@yritys.fi"]
+    assert contact["UnsubscribeAll"] is True
+    assert ses_api.suppressed == {}
+
+
+def test_an_unsubscribe_keeps_the_contact_s_topics_and_attributes(ses_api):
+    """UpdateContact drops every preference it is not given again, so they are sent back."""
+    topics = [{"TopicName": "tapahtumat", "SubscriptionStatus": "OPT_IN"}]
+    ses_api.contact_lists[CONTACT_LIST]["vanha@yritys.fi"] = {
+        "EmailAddress": "vanha@yritys.fi",
+        "TopicPreferences": topics,
+        "UnsubscribeAll": False,
+        "AttributesData": '{"kieli": "fi"}',
+    }
+    Ses.push(account(ses_api, CONTACT_LIST), [Change(1, "vanha@yritys.fi", "unsubscribed")])
+    contact = ses_api.contact_lists[CONTACT_LIST]["vanha@yritys.fi"]
+    assert contact["UnsubscribeAll"] is True
+    assert (contact["TopicPreferences"], contact["AttributesData"]) == (topics, '{"kieli": "fi"}')
+
+
+def test_a_list_suppression_opts_out_of_the_topic_named_after_the_list(ses_api):
+    other = {"TopicName": "tapahtumat", "SubscriptionStatus": "OPT_IN"}
+    ses_api.contact_lists[CONTACT_LIST]["lukija@yritys.fi"] = {
+        "EmailAddress": "lukija@yritys.fi",
+        "TopicPreferences": [other],
+        "UnsubscribeAll": False,
+    }
+    change = Change(1, "lukija@yritys.fi", "unsubscribed", on_list=True)
+    Ses.push(account(ses_api, CONTACT_LIST, list_slug="uutiskirje"), [change])
+    contact = ses_api.contact_lists[CONTACT_LIST]["lukija@yritys.fi"]
+    assert contact["TopicPreferences"] == [
+        other,
+        {"TopicName": "uutiskirje", "SubscriptionStatus": "OPT_OUT"},
+    ]
+    assert contact["UnsubscribeAll"] is False
+
+
+def test_lifts_delete_the_suppression_and_opt_the_contact_back_in(ses_api):
+    Ses.push(account(ses_api, CONTACT_LIST), [Change(1, "palaaja@yritys.fi", "bounced")])
+    Ses.push(account(ses_api, CONTACT_LIST), [Change(2, "palaaja@yritys.fi", "unsubscribed")])
+    lifts = [
+        Change(3, "palaaja@yritys.fi", "bounced", lift=True),
+        Change(4, "palaaja@yritys.fi", "unsubscribed", lift=True),
+    ]
+    assert statuses(Ses.push(account(ses_api, CONTACT_LIST), lifts)) == ["accepted"] * 2
+    assert ses_api.suppressed == {}
+    assert ses_api.contact_lists[CONTACT_LIST]["palaaja@yritys.fi"]["UnsubscribeAll"] is False
+
+
+@pytest.mark.parametrize("reason", ["bounced", "unsubscribed"])
+def test_a_lift_of_what_ses_no_longer_holds_is_accepted(ses_api, reason):
+    (outcome,) = Ses.push(
+        account(ses_api, CONTACT_LIST), [Change(1, "poissa@yritys.fi", reason, lift=True)]
+    )
+    assert outcome.status == "accepted"
+    assert ses_api.contact_lists[CONTACT_LIST] == {}
+
+
+def test_pushing_again_what_ses_holds_is_accepted(ses_api):
+    changes = [Change(1, "kahdesti@yritys.fi", "complained")]
+    Ses.push(account(ses_api), changes)
+    assert statuses(Ses.push(account(ses_api), changes)) == ["accepted"]
+    assert list(ses_api.suppressed) == ["kahdesti@yritys.fi"]
+
+
+def test_an_address_ses_refuses_is_refused_and_the_rest_pushed(ses_api):
+    """SES does not support SMTPUTF8: a non-ASCII local part is a BadRequestException."""
+    changes = [Change(1, "jöns@yritys.fi", "bounced"), Change(2, "jons@yritys.fi", "bounced")]
+    refusal, accepted = Ses.push(account(ses_api), changes)
+    assert refusal.status == "refused"
+    assert "7-bit ASCII" in refusal.detail
+    assert accepted.status == "accepted"
+    assert list(ses_api.suppressed) == ["jons@yritys.fi"]
+
+
+def test_a_wrong_secret_is_a_fatal_api_error(ses_api):
+    with pytest.raises(ApiError) as raised:
+        Ses.push(account(ses_api, secret="not-the-secret"), [Change(1, "a@yritys.fi", "bounced")])
+    assert (raised.value.status, raised.value.fatal) == (403, True)
+    assert ses_api.suppressed == {}
+
+
+def test_a_failed_call_does_not_name_the_address_the_sync_job_logs(ses_api):
+    ses_api.fail_next(503)
+    with pytest.raises(ApiError) as raised:
+        Ses.push(account(ses_api, CONTACT_LIST), [Change(1, "matti@yritys.fi", "unsubscribed")])
+    assert raised.value.retry
+    assert "matti" not in str(raised.value)
+    assert "<address>" in str(raised.value)
+
+
+def test_pull_pages_through_the_account_list_and_maps_its_reasons(ses_api):
+    for number in range(2500):
+        reason = "COMPLAINT" if number % 2 else "BOUNCE"
+        ses_api.suppressed[f"h{number:04}@yritys.fi"] = {
+            "EmailAddress": f"h{number:04}@yritys.fi",
+            "Reason": reason,
+            "LastUpdateTime": 1767261600,
+        }
+    pulled = list(Ses.pull(account(ses_api), None))
+    assert len(pulled) == 2500
+    assert ses_api.calls.count(("GET", "/v2/email/suppression/addresses")) == 3
+    assert {entry.reason for entry in pulled} == {"bounced", "complained"}
+    assert pulled[0].at == datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
+
+
+def test_pull_since_a_moment_reads_only_what_was_added_after_it(ses_api):
+    for address, moment in (("vanha@yritys.fi", 1767261600), ("uusi@yritys.fi", 1767348000)):
+        ses_api.suppressed[address] = {
+            "EmailAddress": address,
+            "Reason": "BOUNCE",
+            "LastUpdateTime": moment,
+        }
+    since = datetime(2026, 1, 2, tzinfo=UTC)
+    assert [entry.email for entry in Ses.pull(account(ses_api), since)] == ["uusi@yritys.fi"]
+
+
+def test_pull_reads_the_contact_list_s_unsubscribes(ses_api):
+    def contact(address, unsubscribe_all=False, status="OPT_IN"):
+        topics = [{"TopicName": "uutiskirje", "SubscriptionStatus": status}]
+        return {
+            "EmailAddress": address,
+            "UnsubscribeAll": unsubscribe_all,
+            "TopicPreferences": topics,
+        }
+
+    ses_api.contact_lists[CONTACT_LIST] = {
+        "kaikki@yritys.fi": contact("kaikki@yritys.fi", unsubscribe_all=True),
+        "lista@yritys.fi": contact("lista@yritys.fi", status="OPT_OUT"),
+        "tilaaja@yritys.fi": contact("tilaaja@yritys.fi"),
+    }
+    pulled = Ses.pull(account(ses_api, CONTACT_LIST, list_slug="uutiskirje"), None)
+    assert [(entry.email, entry.reason, entry.on_list) for entry in pulled] == [
+        ("kaikki@yritys.fi", "unsubscribed", False),
+        ("lista@yritys.fi", "unsubscribed", True),
+    ]
+
+
+def test_a_sync_pass_pushes_and_lifts_through_an_ses_destination(app, configured):
+    sync.add_destination("ses-fi", "ses", target=CONTACT_LIST)
+    db.session.commit()
+    suppressed("kuollut@yritys.fi", reason="bounced")
+    suppressed("lahtija@yritys.fi", reason="unsubscribed")
+    (report,) = sync.run()
+    assert (report.accepted, report.refused, report.error) == (2, 0, None)
+    assert list(configured.suppressed) == ["kuollut@yritys.fi"]
+    assert configured.contact_lists[CONTACT_LIST]["lahtija@yritys.fi"]["UnsubscribeAll"] is True
+    suppressions.lift("lahtija@yritys.fi", actor="test")
+    db.session.commit()
+    (report,) = sync.run()
+    assert report.lifted == 1
+    assert configured.contact_lists[CONTACT_LIST]["lahtija@yritys.fi"]["UnsubscribeAll"] is False
+
+
+def test_reconcile_imports_a_complaint_only_ses_holds(app, configured):
+    destination = sync.add_destination("ses-fi", "ses")
+    db.session.commit()
+    configured.suppressed["valittaja@yritys.fi"] = {
+        "EmailAddress": "valittaja@yritys.fi",
+        "Reason": "COMPLAINT",
+        "LastUpdateTime": 1767261600,
+    }
+    drift = sync.reconcile(destination, full=False, dry_run=False)
+    assert drift.imported == 1
+    row = db.session.scalar(select(Suppression))
+    assert (row.reason, row.source) == ("complained", "sync:ses-fi")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "why"),
+    [
+        ("SES_REGION", None, "SUPPRESS_SES_REGION"),
+        ("SES_SECRET_ACCESS_KEY", None, "SUPPRESS_SES_SECRET_ACCESS_KEY"),
+        ("SES_REGION", "Stockholm", "not an AWS region"),
+    ],
+)
+def test_a_destination_without_good_credentials_is_refused_when_added(
+    app, configured, monkeypatch, variable, value, why
+):
+    monkeypatch.setitem(app.config, variable, value)
+    with pytest.raises(ConfigError, match=why):
+        sync.add_destination("ses-fi", "ses")

@@ -9,10 +9,14 @@ from typing import Any
 import pytest
 from werkzeug.datastructures import Headers
 
+from suppress import suppressions, sync
 from suppress.config import ConfigError
+from suppress.models import db
 from suppress.providers import sparkpost
-from suppress.providers.base import Delivery, Malformed, Rejected
+from suppress.providers.api import ApiError
+from suppress.providers.base import Account, Change, Delivery, Malformed, Rejected
 from suppress.providers.sparkpost import SparkPost
+from tests.providers.fakes.sparkpost import FakeSparkPost
 
 PAYLOADS = Path(__file__).parent / "payloads" / "sparkpost"
 CREDENTIALS = "sparkpost:old-secret,sparkpost:new-secret"
@@ -292,6 +296,188 @@ def test_basic_auth_must_be_user_colon_password():
         SparkPost({"SPARKPOST_WEBHOOK_BASIC_AUTH": "only-a-password"})
 
 
-def test_api_settings_have_their_documented_defaults(provider):
-    assert provider.settings["API_URL"] == "https://api.sparkpost.com/api/v1"
-    assert provider.settings["API_KEY"] is None
+def test_the_webhook_reads_no_api_settings_and_an_api_key_alone_enables_nothing(provider):
+    assert set(provider.settings) == {"WEBHOOK_BASIC_AUTH"}
+    assert not SparkPost.is_configured({"SPARKPOST_API_KEY": "sync-only-key"})
+
+
+# Sync: the Suppression List API played by FakeSparkPost.
+
+API_KEY = "14ac5499cfdd2bb2859e4476d2e5b1d2bad079bf"
+
+
+@pytest.fixture
+def sparkpost_api(httpserver) -> FakeSparkPost:
+    return FakeSparkPost(httpserver, api_key=API_KEY)
+
+
+def account(fake: FakeSparkPost, target: str | None = None, key: str = API_KEY) -> Account:
+    settings = {"API_KEY": key, "API_URL": f"{fake.url}/api/v1"}
+    return Account(
+        "sparkpost", target, None, settings, SparkPost.api(settings, timeout=5, retries=0)
+    )
+
+
+def statuses(outcomes: list) -> list[str]:
+    return [outcome.status for outcome in outcomes]
+
+
+@pytest.mark.parametrize(
+    ("reason", "types"),
+    [
+        ("unsubscribed", {"non_transactional"}),
+        ("objected", {"non_transactional"}),
+        ("manual", {"non_transactional"}),
+        ("soft_bounced", {"non_transactional"}),
+        ("bounced", {"transactional", "non_transactional"}),
+        ("complained", {"transactional", "non_transactional"}),
+    ],
+)
+def test_each_reason_is_suppressed_for_the_types_it_stops(sparkpost_api, reason, types):
+    """Team rule: unsubscribes stop marketing mail; hard bounces and complaints all mail."""
+    (outcome,) = SparkPost.push(account(sparkpost_api), [Change(1, "matti@yritys.fi", reason)])
+    assert outcome.status == "accepted"
+    assert sparkpost_api.entries() == {"matti@yritys.fi": types}
+
+
+def test_a_full_batch_is_one_call_within_the_ten_thousand_entry_limit(sparkpost_api):
+    """5,000 complaints are 10,000 entries: one PUT, at the documented maximum."""
+    changes = [Change(n, f"h{n}@yritys.fi", "complained") for n in range(SparkPost.PUSH_BATCH)]
+    assert set(statuses(SparkPost.push(account(sparkpost_api), changes))) == {"accepted"}
+    assert sparkpost_api.pushes() == 1
+    assert len(sparkpost_api.lists["0"]) == 10_000
+
+
+def test_a_destination_s_target_is_the_subaccount_whose_list_it_fills(sparkpost_api):
+    change = Change(1, "lukija@yritys.fi", "unsubscribed", on_list=True)
+    SparkPost.push(account(sparkpost_api, target="146"), [change])
+    assert sparkpost_api.entries("146") == {"lukija@yritys.fi": {"non_transactional"}}
+    assert sparkpost_api.entries() == {}
+
+
+def test_pushing_again_what_sparkpost_holds_is_accepted(sparkpost_api):
+    changes = [Change(1, "kahdesti@yritys.fi", "bounced")]
+    SparkPost.push(account(sparkpost_api), changes)
+    assert statuses(SparkPost.push(account(sparkpost_api), changes)) == ["accepted"]
+    assert len(sparkpost_api.lists["0"]) == 2
+
+
+def test_recipients_sparkpost_calls_invalid_are_refused_and_the_rest_pushed(sparkpost_api):
+    sparkpost_api.invalid.add("huono@yritys.fi")
+    changes = [Change(1, "huono@yritys.fi", "bounced"), Change(2, "hyva@yritys.fi", "bounced")]
+    refusal, accepted = SparkPost.push(account(sparkpost_api), changes)
+    assert refusal.status == "refused"
+    assert "invalid or malformed recipient(s): huono@yritys.fi" in refusal.detail
+    assert accepted.status == "accepted"
+    assert set(sparkpost_api.entries()) == {"hyva@yritys.fi"}
+
+
+def test_a_lift_deletes_only_the_type_that_was_pushed(sparkpost_api):
+    sparkpost_api.lists["0"][("palaaja@yritys.fi", "transactional")] = {
+        "recipient": "palaaja@yritys.fi",
+        "type": "transactional",
+        "source": "Bounce Rule",
+        "updated": "2026-01-01T10:00:00+00:00",
+    }
+    SparkPost.push(account(sparkpost_api), [Change(1, "palaaja@yritys.fi", "unsubscribed")])
+    lift = Change(2, "palaaja@yritys.fi", "unsubscribed", lift=True)
+    assert statuses(SparkPost.push(account(sparkpost_api), [lift])) == ["accepted"]
+    assert sparkpost_api.entries() == {"palaaja@yritys.fi": {"transactional"}}
+
+
+def test_a_lift_of_an_entry_already_gone_is_accepted(sparkpost_api):
+    lift = Change(1, "poissa@yritys.fi", "bounced", lift=True)
+    assert statuses(SparkPost.push(account(sparkpost_api), [lift])) == ["accepted"]
+
+
+def test_a_lift_of_a_compliance_entry_is_refused_with_sparkposts_words(sparkpost_api):
+    SparkPost.push(account(sparkpost_api), [Change(1, "pysyva@yritys.fi", "complained")])
+    sparkpost_api.compliance.add("pysyva@yritys.fi")
+    lift = Change(2, "pysyva@yritys.fi", "complained", lift=True)
+    (outcome,) = SparkPost.push(account(sparkpost_api), [lift])
+    assert (outcome.status, outcome.detail) == (
+        "refused",
+        "Recipient could not be removed - Compliance",
+    )
+
+
+def test_a_wrong_api_key_is_a_fatal_api_error(sparkpost_api):
+    with pytest.raises(ApiError) as raised:
+        SparkPost.push(account(sparkpost_api, key="wrong"), [Change(1, "a@yritys.fi", "bounced")])
+    assert (raised.value.status, raised.value.fatal) == (401, True)
+
+
+def test_a_failed_lift_does_not_name_the_address_the_sync_job_logs(sparkpost_api):
+    sparkpost_api.fail_next(503)
+    with pytest.raises(ApiError) as raised:
+        SparkPost.push(account(sparkpost_api), [Change(1, "matti@yritys.fi", "bounced", lift=True)])
+    assert "matti" not in str(raised.value)
+
+
+def test_pull_follows_the_cursor_until_a_page_comes_back_empty(sparkpost_api):
+    changes = [Change(n, f"h{n:05}@yritys.fi", "complained") for n in range(5000)]
+    SparkPost.push(account(sparkpost_api), changes)
+    SparkPost.push(account(sparkpost_api), [Change(9, "lahtija@yritys.fi", "unsubscribed")])
+    pulled = list(SparkPost.pull(account(sparkpost_api), None))
+    assert len(pulled) == 10_001
+    assert sparkpost_api.calls.count(("GET", "/api/v1/suppression-list")) == 3
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ("Spam Complaint", "complained"),
+        ("Bounce Rule", "bounced"),
+        ("List Unsubscribe", "unsubscribed"),
+        ("Unsubscribe Link", "unsubscribed"),
+        ("Manually Added", "manual"),
+        ("Compliance", "manual"),
+    ],
+)
+def test_pull_reads_each_source_as_our_nearest_reason(sparkpost_api, source, reason):
+    sparkpost_api.lists["0"][("x@yritys.fi", "non_transactional")] = {
+        "recipient": "x@yritys.fi",
+        "type": "non_transactional",
+        "source": source,
+        "updated": "2026-01-01T10:00:00+00:00",
+    }
+    (entry,) = SparkPost.pull(account(sparkpost_api), None)
+    assert (entry.email, entry.reason) == ("x@yritys.fi", reason)
+    assert entry.at == datetime(2026, 1, 1, 10, tzinfo=UTC)
+
+
+def test_pull_since_a_moment_reads_only_entries_updated_after_it(sparkpost_api):
+    for address, updated in (("vanha@yritys.fi", "2026-01-01"), ("uusi@yritys.fi", "2026-01-03")):
+        sparkpost_api.lists["0"][(address, "transactional")] = {
+            "recipient": address,
+            "type": "transactional",
+            "source": "Bounce Rule",
+            "updated": f"{updated}T00:00:00+00:00",
+        }
+    since = datetime(2026, 1, 2, tzinfo=UTC)
+    assert [e.email for e in SparkPost.pull(account(sparkpost_api), since)] == ["uusi@yritys.fi"]
+
+
+def test_a_sync_pass_pushes_and_lifts_through_a_sparkpost_destination(
+    app, sparkpost_api, monkeypatch
+):
+    monkeypatch.setitem(app.config, "SPARKPOST_API_KEY", API_KEY)
+    monkeypatch.setitem(app.config, "SPARKPOST_API_URL", f"{sparkpost_api.url}/api/v1")
+    sync.add_destination("sparkpost", "sparkpost")
+    for address, reason in (
+        ("kuollut@yritys.fi", "bounced"),
+        ("lahtija@yritys.fi", "unsubscribed"),
+    ):
+        suppressions.suppress(address, reason=reason, source="test", actor="test")
+    db.session.commit()
+    (report,) = sync.run()
+    assert (report.accepted, report.error) == (2, None)
+    assert sparkpost_api.entries() == {
+        "kuollut@yritys.fi": {"transactional", "non_transactional"},
+        "lahtija@yritys.fi": {"non_transactional"},
+    }
+    suppressions.lift("lahtija@yritys.fi", actor="test")
+    db.session.commit()
+    (report,) = sync.run()
+    assert report.lifted == 1
+    assert set(sparkpost_api.entries()) == {"kuollut@yritys.fi"}

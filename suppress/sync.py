@@ -1,0 +1,776 @@
+"""The sync job: every destination learns every suppression, and gives its own back.
+
+A destination's outbox is its ``SyncState`` rows. Planning compares the suppression list with
+them in two set-based statements: what a destination lacks (or holds with another reason)
+becomes pending, and what it holds that is no longer suppressed becomes a pending lift (or a
+refused one where the provider cannot lift). A worker then claims pending rows a batch at a
+time, pushes them through the provider's module, and records each outcome, so nothing is
+skipped and nothing accepted is pushed again; where the provider takes several calls at once,
+as many threads each push their own share of the outbox. On PostgreSQL several workers may run
+at once: each claims with ``FOR UPDATE SKIP LOCKED`` and holds its rows until their outcomes
+commit. On SQLite a file lock lets one worker run at a time.
+
+Reconciling pulls a destination's own suppression lists, imports what we lack with source
+``sync:<name>``, and reports the drift both ways before it writes.
+"""
+
+import fcntl
+import json
+import logging
+import math
+import re
+import threading
+from collections.abc import Collection, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app
+from sqlalchemy import (
+    Integer,
+    Row,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from suppress import suppressions
+from suppress.addresses import InvalidAddress, normalise_and_hash
+from suppress.config import ConfigError
+from suppress.models import (
+    GLOBAL_SCOPE,
+    Destination,
+    MailingList,
+    Suppression,
+    SyncState,
+    db,
+    utcnow,
+)
+from suppress.providers import PROVIDERS
+from suppress.providers.api import ApiError
+from suppress.providers.base import (
+    ACCEPTED,
+    PENDING,
+    REFUSED,
+    Account,
+    Change,
+    Provider,
+)
+
+log = logging.getLogger(__name__)
+
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+SOURCE_PREFIX = "sync:"
+ACTOR = "sync"
+# A change the provider could not settle waits this long before the next try, doubling per
+# attempt up to the cap, so a provider that is down is not hammered by every pass.
+FIRST_RETRY_DELAY = timedelta(seconds=30)
+LONGEST_RETRY_DELAY = timedelta(hours=1)
+# Rows per batch when importing what a destination holds and we lacked.
+IMPORT_BATCH = 5_000
+IN_CLAUSE_SIZE = 500
+# A plan that makes this many rows pending refreshes PostgreSQL's statistics of the outbox.
+ANALYZE_AFTER_ROWS = 10_000
+
+
+class SyncError(ValueError):
+    """A destination cannot be added, found or reached as asked."""
+
+
+@dataclass
+class Report:
+    """What one pass did for one destination."""
+
+    destination: str
+    planned: int = 0
+    accepted: int = 0
+    refused: int = 0
+    pending: int = 0
+    lifted: int = 0
+    error: str | None = None
+
+    def add(self, other: "Report") -> None:
+        """Count in what another share of the same pass settled."""
+        self.accepted += other.accepted
+        self.refused += other.refused
+        self.pending += other.pending
+        self.lifted += other.lifted
+
+
+@dataclass
+class Drift:
+    """A destination's lists against ours: what each side holds that the other lacks."""
+
+    destination: str
+    pulled: int = 0
+    # (address, our scope, reason) of each entry the destination holds and we lacked.
+    theirs_only: list[tuple[str, str, str]] = field(default_factory=list)
+    ours_only: int = 0
+    imported: int = 0
+
+
+def syncing_providers() -> dict[str, type[Provider]]:
+    """The providers that have an API to push suppressions to."""
+    return {slug: provider for slug, provider in PROVIDERS.items() if provider.PUSH_BATCH}
+
+
+def account_for(destination: Destination, config: Mapping[str, Any]) -> Account:
+    provider = PROVIDERS[destination.provider]
+    settings = provider.read_api_settings(config, destination.name)
+    target = destination.target or (
+        settings.get(provider.TARGET_SETTING) if provider.TARGET_SETTING else None
+    )
+    if provider.TARGET and not target:
+        raise ConfigError(
+            f"destination {destination.name!r} needs a target ({provider.TARGET}): "
+            f"give --target or set SUPPRESS_{provider.slug.upper()}_{provider.TARGET_SETTING}"
+        )
+    api = provider.api(settings, timeout=config["SYNC_TIMEOUT"], retries=config["SYNC_RETRIES"])
+    return Account(
+        name=destination.name,
+        target=target,
+        list_slug=destination.list_slug,
+        settings=settings,
+        api=api,
+    )
+
+
+def add_destination(
+    name: str, provider: str, *, target: str | None = None, list_slug: str | None = None
+) -> Destination:
+    """A new destination, checked now so that a typo fails here rather than at 3 a.m."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise SyncError(
+            "a destination name is a lower-case letter, then letters, digits, - or _ "
+            "(it becomes part of SUPPRESS_DEST_<NAME>_* variables)"
+        )
+    if provider not in syncing_providers():
+        raise SyncError(
+            f"{provider!r} has no suppression API to sync to "
+            f"(these have: {', '.join(syncing_providers())})"
+        )
+    if db.session.scalar(select(Destination.id).where(Destination.name == name)):
+        raise SyncError(f"a destination named {name!r} exists already")
+    if list_slug and not db.session.scalar(
+        select(MailingList.id).where(MailingList.slug == list_slug)
+    ):
+        raise SyncError(f"no list {list_slug!r}")
+    destination = Destination(name=name, provider=provider, target=target, list_slug=list_slug)
+    account_for(destination, current_app.config).api.close()
+    db.session.add(destination)
+    db.session.flush()
+    return destination
+
+
+def find_destination(name: str) -> Destination:
+    destination = db.session.scalar(select(Destination).where(Destination.name == name))
+    if destination is None:
+        raise SyncError(f"no destination named {name!r}")
+    return destination
+
+
+def all_destinations() -> list[Destination]:
+    return list(db.session.scalars(select(Destination).order_by(Destination.name)))
+
+
+def remove_destination(name: str) -> None:
+    """Forget a destination and its outbox; what it already holds stays at the provider."""
+    destination = find_destination(name)
+    db.session.execute(delete(SyncState).where(SyncState.destination_id == destination.id))
+    db.session.delete(destination)
+    db.session.flush()
+
+
+def status_counts(destination: Destination) -> dict[tuple[str, str], int]:
+    """Outbox rows by (action, status)."""
+    rows = db.session.execute(
+        select(SyncState.action, SyncState.status, func.count())
+        .where(SyncState.destination_id == destination.id)
+        .group_by(SyncState.action, SyncState.status)
+    )
+    return {(action, status): count for action, status, count in rows}
+
+
+# Planning
+
+
+def scopes_of(destination: Destination) -> list[str]:
+    return [GLOBAL_SCOPE, destination.list_slug] if destination.list_slug else [GLOBAL_SCOPE]
+
+
+def _active(now: datetime) -> Any:
+    return or_(Suppression.expires_at.is_(None), Suppression.expires_at > now)
+
+
+def plan(destination: Destination, now: datetime) -> int:
+    """Bring the outbox in step with the suppression list; the number of rows made pending."""
+    newest = db.session.scalar(select(func.max(Suppression.id))) or 0
+    planned = _plan_suppressions(destination, now) + _plan_lifts(destination, now)
+    if planned >= ANALYZE_AFTER_ROWS and db.session.get_bind().dialect.name == "postgresql":
+        # The outbox has outgrown what PostgreSQL knows of it. Left to autovacuum, the next
+        # pass may plan its join on a table believed nearly empty: a nested loop over every
+        # row, hours on 100,000 rows instead of a second.
+        db.session.execute(text("ANALYZE sync_states"))
+    destination.planned_through = newest
+    destination.planned_at = now
+    db.session.flush()
+    return planned
+
+
+def _plan_suppressions(destination: Destination, now: datetime) -> int:
+    """Pending rows for every active suppression the destination lacks or holds differently,
+    written by the database itself: a hundred thousand new suppressions never pass through
+    Python.
+
+    An address erased before it was ever pushed cannot be named to the provider any more: its
+    row is refused at once, so that the gap is on record rather than silent.
+    """
+    statements = _PLAN_UPSERTS[db.session.get_bind().dialect.name]
+    given = {"destination_id": destination.id, "scopes": scopes_of(destination), "now": now}
+    db.session.execute(statements[REFUSED], given)
+    return db.session.execute(statements[PENDING], given).rowcount
+
+
+ERASED_DETAIL = "erased before it was pushed: the address is no longer known"
+
+
+def _lacking(status: str) -> Any:
+    """The outbox rows to plan, as a SELECT: with ``pending``, the active suppressions with an
+    address that the destination lacks or holds with another action or reason; with
+    ``refused``, the erased ones it never held."""
+    held = SyncState.__table__.alias("held")
+    now = bindparam("now", type_=SyncState.__table__.c.changed_at.type)
+    destination_id = bindparam("destination_id", type_=Integer)
+    erased = Suppression.email.is_(None)
+    if status == PENDING:
+        wanted = and_(
+            ~erased,
+            or_(
+                held.c.id.is_(None),
+                held.c.action != "suppress",
+                held.c.reason != Suppression.reason,
+            ),
+        )
+    else:
+        wanted = and_(erased, held.c.id.is_(None))
+    joined = Suppression.__table__.outerjoin(
+        held,
+        and_(
+            held.c.destination_id == destination_id,
+            held.c.email_hash == Suppression.email_hash,
+            held.c.scope == Suppression.scope,
+        ),
+    )
+    settled = status == REFUSED
+    return (
+        select(
+            destination_id,
+            Suppression.email_hash,
+            Suppression.scope,
+            Suppression.email,
+            Suppression.reason,
+            literal("suppress"),
+            literal(status),
+            literal(ERASED_DETAIL if settled else None, Text),
+            literal(0),
+            now,
+            now if settled else null(),
+        )
+        .select_from(joined)
+        .where(Suppression.scope.in_(bindparam("scopes", expanding=True)), _active(now), wanted)
+    )
+
+
+# The columns a planning SELECT yields, in its order; the first three are the row's identity.
+PLANNED_COLUMNS = (
+    "destination_id",
+    "email_hash",
+    "scope",
+    "email",
+    "reason",
+    "action",
+    "status",
+    "detail",
+    "attempts",
+    "changed_at",
+    "done_at",
+)
+
+
+def _plan_upsert(insert: Any, status: str) -> Any:
+    """Write planned rows unless the outbox holds the same action and reason already (a
+    worker may have accepted it since the plan was read)."""
+    statement = insert(SyncState.__table__).from_select(PLANNED_COLUMNS, _lacking(status))
+    identity, written = PLANNED_COLUMNS[:3], PLANNED_COLUMNS[3:]
+    state, new = SyncState.__table__.c, statement.excluded
+    upsert = statement.on_conflict_do_update(
+        index_elements=[state[name] for name in identity],
+        set_={**{name: new[name] for name in written}, "next_attempt_at": None},
+        where=or_(state.action != new.action, state.reason != new.reason),
+    )
+    # An INSERT's rowcount is read only when asked for (SQLAlchemy, "preserve_rowcount").
+    return upsert.execution_options(preserve_rowcount=True)
+
+
+_PLAN_UPSERTS = {
+    name: {status: _plan_upsert(insert, status) for status in (PENDING, REFUSED)}
+    for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
+
+
+def _plan_lifts(destination: Destination, now: datetime) -> int:
+    """Lifts for what the destination accepted and the list no longer holds; rows never
+    accepted are simply forgotten."""
+    still_suppressed = exists().where(
+        Suppression.email_hash == SyncState.email_hash,
+        Suppression.scope == SyncState.scope,
+        _active(now),
+    )
+    mine = and_(SyncState.destination_id == destination.id, SyncState.action == "suppress")
+    can_lift = PROVIDERS[destination.provider].CAN_LIFT
+    lifted = db.session.execute(
+        update(SyncState)
+        .where(mine, SyncState.status == ACCEPTED, ~still_suppressed)
+        .values(
+            action="lift",
+            status=PENDING if can_lift else REFUSED,
+            detail=None if can_lift else "the provider's API cannot lift a suppression",
+            attempts=0,
+            changed_at=now,
+            next_attempt_at=None,
+            done_at=None if can_lift else now,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.execute(
+        delete(SyncState)
+        .where(mine, SyncState.status != ACCEPTED, ~still_suppressed)
+        .execution_options(synchronize_session=False)
+    )
+    return lifted if can_lift else 0
+
+
+# Pushing
+
+
+@dataclass(frozen=True)
+class Share:
+    """The outbox rows one of a pass's concurrent pushers claims: those whose id is ``index``
+    modulo ``of``. Shares never overlap, which keeps the threads of one worker apart even on
+    SQLite, where ``FOR UPDATE`` locks nothing."""
+
+    index: int = 0
+    of: int = 1
+
+
+WHOLE = Share()
+
+
+def claim(
+    destination_id: int, limit: int, now: datetime, after: int = 0, share: Share = WHOLE
+) -> list[Row]:
+    """Pending rows due now, oldest first, locked against other workers on PostgreSQL.
+
+    Plain rows, not ORM objects: a batch is a thousand of them, and its outcomes are written
+    back set-based (``_record``), so the session never needs to track them. A pass claims
+    past the last id it claimed (``after``): PostgreSQL may walk the primary key in id order
+    while its statistics still say every row is pending, and from the start that walk would
+    step over every row accepted so far (a tenth of a second a batch at 60,000).
+    """
+    state = SyncState.__table__.c
+    query = (
+        select(state.id, state.email, state.scope, state.reason, state.action, state.attempts)
+        .where(_due(destination_id, now), state.id > after)
+        .order_by(state.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if share.of > 1:
+        query = query.where(state.id % share.of == share.index)
+    return db.session.execute(query).all()
+
+
+def _due(destination_id: int, now: datetime) -> Any:
+    state = SyncState.__table__.c
+    return and_(
+        state.destination_id == destination_id,
+        state.status == PENDING,
+        or_(state.next_attempt_at.is_(None), state.next_attempt_at <= now),
+    )
+
+
+def push_pending(destination: Destination, account: Account, report: Report) -> None:
+    """Push every due pending row until none is left or the provider fails; a failed batch
+    waits for a later pass, and so does a row that turns pending again behind the pass (a
+    changed reason, another worker's claim let go).
+
+    Up to the provider's ``CONCURRENCY`` calls are in flight at once, one per share of the
+    outbox, each share on its own thread: most of a batch's time is the provider's answer, and
+    waiting for several at once is what lets a large backlog go out at the API's pace.
+    """
+    provider = PROVIDERS[destination.provider]
+    shares = _shares(destination.id, provider)
+    if shares == 1:
+        _push_share(destination.id, provider, account, WHOLE, report, threading.Event())
+        return
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    stop = threading.Event()
+    with ThreadPoolExecutor(shares, thread_name_prefix="sync") as pool:
+        pushers = [
+            pool.submit(_push_apart, app, destination.id, Share(index, shares), stop)
+            for index in range(shares)
+        ]
+        done = [pusher.result() for pusher in pushers]
+    for share_report, _ in done:
+        report.add(share_report)
+    failure = next((error for _, error in done if error is not None), None)
+    if failure is not None:
+        raise failure
+
+
+def _shares(destination_id: int, provider: type[Provider]) -> int:
+    """As many shares as the provider takes calls at once, but no more than there are batches
+    to push: a handful of rows goes out in one call, not one per share."""
+    due = db.session.scalar(select(func.count()).where(_due(destination_id, utcnow()))) or 0
+    return max(1, min(provider.CONCURRENCY, math.ceil(due / provider.PUSH_BATCH)))
+
+
+def _push_apart(
+    app: Flask, destination_id: int, share: Share, stop: threading.Event
+) -> tuple[Report, ApiError | None]:
+    """Push one share from a thread of its own: its own app context, so its own session and
+    database connection (each holds its claimed rows until their outcomes commit), and its own
+    Account, as a ``requests`` session is not safe to share between threads."""
+    report = Report("")
+    with app.app_context():
+        destination = db.session.get(Destination, destination_id)
+        provider = PROVIDERS[destination.provider]
+        account = account_for(destination, app.config)
+        try:
+            _push_share(destination_id, provider, account, share, report, stop)
+        except ApiError as error:
+            return report, error
+        finally:
+            account.api.close()
+    return report, None
+
+
+def _push_share(
+    destination_id: int,
+    provider: type[Provider],
+    account: Account,
+    share: Share,
+    report: Report,
+    stop: threading.Event,
+) -> None:
+    """Claim, push and record a batch per transaction until the share is empty, the provider
+    fails (``stop`` then tells the other shares to finish their call and end too) or another
+    share has failed."""
+    after = 0
+    while not stop.is_set():
+        now = utcnow()
+        batch = claim(destination_id, provider.PUSH_BATCH, now, after, share)
+        if not batch:
+            db.session.commit()
+            return
+        after = batch[-1].id
+        changes = [_change(row) for row in batch]
+        try:
+            outcomes = provider.push(account, changes)
+        except ApiError as error:
+            stop.set()
+            _postpone(batch, str(error), now)
+            db.session.commit()
+            raise
+        _record(batch, {outcome.key: outcome for outcome in outcomes}, now, report)
+        db.session.commit()
+
+
+def _change(row: Row) -> Change:
+    key, email, scope, reason, action, _ = row
+    return Change(key, email or "", reason, scope != GLOBAL_SCOPE, action == "lift")
+
+
+def _record(batch: list[Row], outcomes: Mapping[int, Any], now: datetime, report: Report) -> None:
+    """Write each row's outcome, one UPDATE per distinct outcome rather than one per row."""
+    settled: dict[tuple[str, str | None], list[int]] = {}
+    unsettled: dict[str, list[Row]] = {}
+    for row in batch:
+        outcome = outcomes.get(row.id)
+        if outcome is None or outcome.status == PENDING:
+            why = outcome.detail if outcome else "the provider did not answer for this address"
+            unsettled.setdefault(why, []).append(row)
+            report.pending += 1
+            continue
+        settled.setdefault((outcome.status, outcome.detail), []).append(row.id)
+        if outcome.status == ACCEPTED and row.action == "lift":
+            report.lifted += 1
+        elif outcome.status == ACCEPTED:
+            report.accepted += 1
+        else:
+            report.refused += 1
+    for (status, detail), ids in settled.items():
+        _update_by_id(
+            ids,
+            status=status,
+            detail=detail,
+            attempts=SyncState.attempts + 1,
+            done_at=now,
+            next_attempt_at=None,
+        )
+    for why, rows in unsettled.items():
+        _postpone(rows, why, now)
+
+
+def _postpone(rows: list[Row], why: str, now: datetime) -> None:
+    """Count the attempt and wait before the next, the longer the more attempts failed."""
+    by_attempt: dict[int, list[int]] = {}
+    for row in rows:
+        by_attempt.setdefault(row.attempts + 1, []).append(row.id)
+    for attempts, ids in by_attempt.items():
+        delay = min(FIRST_RETRY_DELAY * 2 ** (attempts - 1), LONGEST_RETRY_DELAY)
+        _update_by_id(ids, attempts=attempts, next_attempt_at=now + delay, detail=why)
+
+
+def _update_by_id(ids: list[int], **values: Any) -> None:
+    """Set ``values`` on the outbox rows ``ids``, all named in one bound parameter (an array on
+    PostgreSQL, a JSON array on SQLite): an IN list of a thousand ids would be rendered by
+    SQLAlchemy, and parsed by the database, afresh for every batch."""
+    state = SyncState.__table__
+    if db.session.get_bind().dialect.name == "postgresql":
+        among = state.c.id == any_(literal(ids, postgresql.ARRAY(Integer)))
+    else:
+        listed = func.json_each(json.dumps(ids)).table_valued("value")
+        among = state.c.id.in_(select(listed.c.value))
+    db.session.execute(update(state).where(among).values(**values))
+
+
+def _update_each(column: Any, keys: list[Any], *criteria: Any, **values: Any) -> None:
+    """Set ``values`` on the outbox rows whose ``column`` is one of ``keys`` (and that meet
+    ``criteria``), a bounded number of keys per statement."""
+    for start in range(0, len(keys), IN_CLAUSE_SIZE):
+        db.session.execute(
+            update(SyncState)
+            .where(*criteria, column.in_(keys[start : start + IN_CLAUSE_SIZE]))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+
+@contextmanager
+def one_worker() -> Iterator[None]:
+    """On SQLite, one sync worker at a time (the others wait); PostgreSQL needs no lock,
+    its workers claim rows with SKIP LOCKED."""
+    url = db.engine.url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        yield
+        return
+    with Path(f"{url.database}-sync").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def run(names: list[str] | None = None, *, dry_run: bool = False) -> list[Report]:
+    """One pass over the destinations (all, or those named): plan, then push."""
+    chosen = [find_destination(name) for name in names] if names else all_destinations()
+    with one_worker():
+        return [_run_one(destination, dry_run) for destination in chosen]
+
+
+def _run_one(destination: Destination, dry_run: bool) -> Report:
+    report = Report(destination.name)
+    report.planned = plan(destination, utcnow())
+    if dry_run:
+        counts = status_counts(destination)
+        report.pending = sum(n for (_, status), n in counts.items() if status == PENDING)
+        db.session.rollback()
+        return report
+    db.session.commit()
+    try:
+        account = account_for(destination, current_app.config)
+    except ConfigError as error:
+        return _failed(destination, report, str(error))
+    try:
+        push_pending(destination, account, report)
+    except ApiError as error:
+        return _failed(destination, report, str(error))
+    finally:
+        account.api.close()
+    destination.last_error = None
+    db.session.commit()
+    return report
+
+
+def _failed(destination: Destination, report: Report, why: str) -> Report:
+    report.error = why
+    destination.last_error = why
+    db.session.commit()
+    log.warning("sync to %s stopped: %s", destination.name, why)
+    return report
+
+
+# Health
+
+
+def lag(now: datetime) -> dict[str, float]:
+    """Per destination, the age in seconds of the oldest suppression it has not accepted:
+    pending rows, and suppressions newer than its last planning pass."""
+    lags = {}
+    for destination in all_destinations():
+        oldest_pending = db.session.scalar(
+            select(func.min(SyncState.changed_at)).where(
+                SyncState.destination_id == destination.id, SyncState.status == PENDING
+            )
+        )
+        oldest_unplanned = db.session.scalar(
+            select(func.min(Suppression.created_at)).where(
+                Suppression.id > destination.planned_through,
+                Suppression.scope.in_(scopes_of(destination)),
+            )
+        )
+        moments = [moment for moment in (oldest_pending, oldest_unplanned) if moment]
+        lags[destination.name] = (now - min(moments)).total_seconds() if moments else 0.0
+    return lags
+
+
+# Reconciling
+
+
+def reconcile(destination: Destination, *, full: bool, dry_run: bool) -> Drift:
+    """Pull the destination's lists, report the drift both ways, then (unless ``dry_run``)
+    import what we lack and queue again what the destination has lost.
+
+    Without ``full`` only entries changed since the last pull are read (where the API filters
+    by date): that finds what is new there, but cannot tell what went missing.
+    """
+    account = account_for(destination, current_app.config)
+    started = utcnow()
+    drift = Drift(destination.name)
+    try:
+        pulled = _pulled(destination, account, None if full else destination.pulled_at, drift)
+    finally:
+        account.api.close()
+    known = _suppressed(pulled, started)
+    drift.theirs_only = [
+        (email, scope, reason)
+        for key, (email, reason) in pulled.items()
+        if key not in known
+        for scope in (key[1],)
+    ]
+    lost = _lost(destination, pulled, started) if full else []
+    drift.ours_only = len(lost)
+    if dry_run:
+        db.session.rollback()
+        return drift
+    drift.imported = _import(destination, drift.theirs_only)
+    plan(destination, utcnow())
+    _set_status(destination, list(pulled), ACCEPTED, started)
+    _set_status(destination, lost, PENDING, started)
+    destination.pulled_at = started
+    db.session.commit()
+    return drift
+
+
+Key = tuple[str, str]
+
+
+def _pulled(
+    destination: Destination, account: Account, since: datetime | None, drift: Drift
+) -> dict[Key, tuple[str, str]]:
+    """What the destination holds: (address hash, our scope) to (address, our reason)."""
+    held: dict[Key, tuple[str, str]] = {}
+    for entry in PROVIDERS[destination.provider].pull(account, since):
+        drift.pulled += 1
+        try:
+            email, digest = normalise_and_hash(entry.email)
+        except InvalidAddress:
+            continue
+        scope = destination.list_slug if entry.on_list and destination.list_slug else GLOBAL_SCOPE
+        held[digest, scope] = (email, entry.reason)
+    return held
+
+
+def _suppressed(keys: Collection[Key], now: datetime) -> set[Key]:
+    """Which of ``keys`` the suppression list covers: in the same scope, or globally (a global
+    suppression covers every list)."""
+    found: set[Key] = set()
+    hashes = sorted({digest for digest, _ in keys})
+    for start in range(0, len(hashes), IN_CLAUSE_SIZE):
+        rows = db.session.execute(
+            select(Suppression.email_hash, Suppression.scope).where(
+                Suppression.email_hash.in_(hashes[start : start + IN_CLAUSE_SIZE]), _active(now)
+            )
+        )
+        found.update((digest, scope) for digest, scope in rows)
+    return {key for key in keys if key in found or (key[0], GLOBAL_SCOPE) in found}
+
+
+def _lost(destination: Destination, pulled: Collection[Key], now: datetime) -> list[Key]:
+    """Our active suppressions for the destination whose address its lists do not hold at all.
+
+    An address held in either scope counts: a provider that keeps one status per address (an
+    audience, a stream) answers our global suppression as an entry of the destination's list.
+    """
+    held = {digest for digest, _ in pulled}
+    rows = db.session.execute(
+        select(Suppression.email_hash, Suppression.scope).where(
+            Suppression.scope.in_(scopes_of(destination)),
+            Suppression.email.is_not(None),
+            _active(now),
+        )
+    )
+    return [(digest, scope) for digest, scope in rows if digest not in held]
+
+
+def _import(destination: Destination, entries: list[tuple[str, str, str]]) -> int:
+    records = (
+        (number, {"email": email, "scope": scope, "reason": reason})
+        for number, (email, scope, reason) in enumerate(entries, start=1)
+    )
+    report = suppressions.import_suppressions(
+        records,
+        source=f"{SOURCE_PREFIX}{destination.name}",
+        actor=ACTOR,
+        batch_size=IMPORT_BATCH,
+        on_reject=lambda number, why: log.info("pulled entry %d not imported: %s", number, why),
+    )
+    return report.written
+
+
+def _set_status(destination: Destination, keys: list[Key], status: str, now: datetime) -> None:
+    """Record what reconciling learnt: the destination holds ``keys`` (accepted), or has lost
+    them (pending again)."""
+    if not keys:
+        return
+    by_scope: dict[str, list[str]] = {}
+    for digest, scope in keys:
+        by_scope.setdefault(scope, []).append(digest)
+    for scope, hashes in by_scope.items():
+        _update_each(
+            SyncState.email_hash,
+            hashes,
+            SyncState.destination_id == destination.id,
+            SyncState.scope == scope,
+            SyncState.action == "suppress",
+            status=status,
+            done_at=now if status == ACCEPTED else None,
+            next_attempt_at=None,
+            detail=None,
+        )
