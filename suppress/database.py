@@ -201,6 +201,12 @@ class Bulk:
             ready.append((self.sql(dialect, size), chunk))
         return ready
 
+    def bound(self, dialect: Dialect, name: str, value: Any) -> Any:
+        """``value`` as the driver is handed it for the column ``name``: what the database hands
+        back when a statement returns that column as it was written."""
+        process = self.columns[name].dialect_impl(dialect).bind_processor(dialect)
+        return value if process is None else process(value)
+
     def _processors_for(self, dialect: Dialect) -> list[tuple[int, Callable[[Any], Any]]]:
         """Each column's position and bind processor, for the columns whose type has one."""
         if dialect.name not in self._processors:
@@ -322,36 +328,6 @@ class DirectTransaction:
             statement(cursor)
         self._reconnect = None
         return cursor
-
-    def run_each(self, prepared: Prepared, rows: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
-        """Execute ``prepared`` once per row of values; what each execution returned, in order.
-
-        On PostgreSQL the executions go together in one pipelined ``executemany``, a single
-        round trip; SQLite runs in process, where a loop costs less than anything else.
-        """
-        if not rows:
-            return []
-        sql = prepared.compiled(self.dialect).sql
-        parameters = [prepared.parameters(self.dialect, row) for row in rows]
-        if self.dialect.name != "postgresql" or len(parameters) == 1:
-            return [
-                self._execute(lambda cursor, row=row: cursor.execute(sql, row)).fetchall()
-                for row in parameters
-            ]
-        cursor = self._execute(lambda cursor: cursor.executemany(sql, parameters, returning=True))
-        returned = [cursor.fetchall()]
-        while cursor.nextset():
-            returned.append(cursor.fetchall())
-        return returned
-
-    def run_many(self, prepared: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Execute ``prepared`` once per row, in one driver call."""
-        if len(rows) == 1:
-            self.run(prepared, **rows[0]).close()
-            return
-        sql = prepared.compiled(self.dialect).sql
-        parameters = [prepared.parameters(self.dialect, row) for row in rows]
-        self._execute(lambda cursor: cursor.executemany(sql, parameters)).close()
 
 
 @contextmanager
