@@ -8,6 +8,7 @@ nothing beyond its URL, so the same code runs on both.
 """
 
 import fcntl
+import json
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -17,14 +18,24 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import Dialect, column, create_engine, event, func, select, union_all
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import (
+    JSON,
+    Dialect,
+    Text,
+    cast,
+    column,
+    create_engine,
+    event,
+    func,
+    select,
+    union_all,
+)
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.sql import bindparam
 from sqlalchemy.sql.expression import Executable, FromClause
 from sqlalchemy.types import TypeEngine
 
-from suppress.models import db
+from suppress.models import UTCDateTime, db, utc_text
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 DIRECT_ENGINE = "suppress.direct_engine"
@@ -50,8 +61,8 @@ def init_app(app: Flask) -> None:
         return
     # The hot paths skip the ping, a round trip per request: their first statement is retried
     # on a fresh connection instead (DirectTransaction). Their statements, which psycopg
-    # prepares, are lookups by key and rows unnested from arrays: the server's default would
-    # plan those afresh on every run (an array's length changes the estimate), which costs
+    # prepares, are lookups by key and rows read from a JSON document: the server's default would
+    # plan those afresh on every run (a document's length changes the estimate), which costs
     # more than running them, so they keep one generic plan. A block of one statement runs on
     # connections in autocommit mode (see DirectTransaction).
     options = {"pool_pre_ping": False, "connect_args": {"options": _GENERIC_PLANS}}
@@ -158,11 +169,13 @@ class Bulk:
     """A statement over many rows at once, compiled once per dialect (and size, on SQLite).
 
     The statement reads the rows from ``incoming``, which has ``columns``: on PostgreSQL one
-    array per column, unnested, so that any number of rows is one statement of one shape, which
-    psycopg prepares once; on SQLite up to 256 rows of bound values, padded with rows of NULLs
-    that ``incoming`` leaves out, so the first column must never be NULL. The statement binds
-    nothing else: its parameters are the rows themselves, which ``ready`` puts through each
-    column's bind processor (before a SQLite writer's turn, when the caller wants).
+    JSON document of every row (``json_to_recordset``), so that any number of rows is one
+    statement of one shape, which psycopg prepares once, and the rows are encoded in C (psycopg
+    dumps an array value by value in Python, which cost a webhook batch more than the rest of
+    its database work on the client); on SQLite up to 256 rows of bound values, padded with
+    rows of NULLs that ``incoming`` leaves out, so the first column must never be NULL. The
+    statement binds nothing else: its parameters are the rows themselves, which ``ready`` puts
+    through each column's bind processor (before a SQLite writer's turn, when the caller wants).
     """
 
     def __init__(
@@ -183,10 +196,7 @@ class Bulk:
             return []
         processors = self._processors_for(dialect)
         if dialect.name == "postgresql" and len(rows) > 1:
-            arrays = [[*given] for given in zip(*rows, strict=True)]
-            for position, process in processors:
-                arrays[position] = [*map(process, arrays[position])]
-            return [(self.sql(dialect, 0), arrays)]
+            return [(self.sql(dialect, 0), [self._json(dialect, rows)])]
         width = len(self.columns)
         flat = [value for row in rows for value in row]
         if len(flat) != width * len(rows):
@@ -207,6 +217,23 @@ class Bulk:
         process = self.columns[name].dialect_impl(dialect).bind_processor(dialect)
         return value if process is None else process(value)
 
+    def _json(self, dialect: Dialect, rows: Sequence[Sequence[Any]]) -> str:
+        """``rows`` as one JSON array of objects: times as UTC text (``utc_text``, by the
+        encoder, one step instead of a processor and a conversion), any other value through its
+        column's bind processor."""
+        names = [*self.columns]
+        processors = [
+            (position, process)
+            for position, process in self._processors_for(dialect)
+            if not isinstance(self.columns[names[position]], UTCDateTime)
+        ]
+        if processors:
+            columns = [[*given] for given in zip(*rows, strict=True)]
+            for position, process in processors:
+                columns[position] = [*map(process, columns[position])]
+            rows = [*zip(*columns, strict=True)]
+        return _JSON.encode([dict(zip(names, row, strict=True)) for row in rows])
+
     def _processors_for(self, dialect: Dialect) -> list[tuple[int, Callable[[Any], Any]]]:
         """Each column's position and bind processor, for the columns whose type has one."""
         if dialect.name not in self._processors:
@@ -218,7 +245,8 @@ class Bulk:
         return self._processors[dialect.name]
 
     def sql(self, dialect: Dialect, size: int) -> str:
-        """The statement for ``size`` rows bound one by one, or (0) for arrays of any length."""
+        """The statement for ``size`` rows bound one by one, or (0) for a JSON document of any
+        number of rows."""
         if (dialect.name, size) not in self._sql:
             statement = self.build(dialect, self._incoming(dialect, size))
             compiled = _Compiled.of(statement, dialect)
@@ -229,14 +257,14 @@ class Bulk:
 
     def _names(self, dialect: Dialect, size: int) -> list[str]:
         if size == 0:
-            return [*self.columns]
+            return [_JSON_ROWS]
         return [f"{name}__{index}" for index in range(size) for name in self.columns]
 
     def _incoming(self, dialect: Dialect, size: int) -> FromClause:
         shape = [column(name, type_) for name, type_ in self.columns.items()]
         if size == 0:
-            arrays = [bindparam(name, type_=ARRAY(type_)) for name, type_ in self.columns.items()]
-            return func.unnest(*arrays).table_valued(*shape).render_derived(name="incoming")
+            rows = func.json_to_recordset(cast(bindparam(_JSON_ROWS, type_=Text()), JSON))
+            return rows.table_valued(*shape).render_derived(name="incoming", with_types=True)
         # Rows as a subquery, not a WITH clause: Python's sqlite3 opens a transaction by itself
         # only before a statement that starts with INSERT, UPDATE, DELETE or REPLACE.
         rows = [
@@ -251,6 +279,11 @@ class Bulk:
         padded = (union_all(*rows) if size > 1 else rows[0]).subquery("padded")
         first = padded.c[next(iter(self.columns))]
         return select(padded).where(first.is_not(None)).subquery("incoming")
+
+
+_JSON_ROWS = "rows"
+# Times as ISO 8601 text, which PostgreSQL casts back to the column's type exactly.
+_JSON = json.JSONEncoder(default=utc_text, separators=(",", ":"))
 
 
 class DirectTransaction:

@@ -8,7 +8,17 @@ from flask import current_app
 from flask_migrate import downgrade, upgrade
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import DateTime, Integer, String, inspect, literal_column, select, text
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Integer,
+    String,
+    Text,
+    inspect,
+    literal_column,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from suppress.addresses import email_hash
@@ -174,6 +184,24 @@ def test_a_bulk_statement_over_more_rows_than_a_chunk_returns_them_all(app):
     with direct_transaction() as transaction:
         returned = transaction.run_bulk(listed.ready(transaction.dialect, rows))
     assert sorted(returned, key=lambda row: row[1]) == [(slug, rank + 1) for slug, rank in rows]
+
+
+def test_a_bulk_statement_carries_every_value_as_it_was_given(app):
+    """On PostgreSQL the rows travel as one JSON document: quotes, backslashes, line breaks,
+    letters beyond ASCII, NULLs, booleans and times to the microsecond arrive unchanged."""
+    echoed = Bulk(
+        {"name": Text(), "flag": Boolean(), "at": UTCDateTime()},
+        lambda dialect, incoming: select(incoming.c.name, incoming.c.flag, incoming.c.at),
+    )
+    at = datetime(2026, 11, 23, 23, 59, 59, 123456, tzinfo=UTC)
+    rows = [('"Äijä" \\ \n', True, at), ("🙂", None, None), ("x", False, at)]
+    dialect = db.engine.dialect
+    with direct_transaction() as transaction:
+        returned = transaction.run_bulk(echoed.ready(dialect, rows))
+    stored = echoed.bound(dialect, "at", at)
+    assert sorted(returned) == sorted(
+        [('"Äijä" \\ \n', True, stored), ("🙂", None, None), ("x", False, stored)]
+    )
 
 
 def test_a_bulk_statement_binds_nothing_but_its_rows(app):
