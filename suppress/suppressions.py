@@ -48,7 +48,7 @@ from sqlalchemy.sql.expression import FromClause
 
 from suppress.addresses import InvalidAddress, domain_of, normalise_and_hash
 from suppress.csvfiles import sniff_separator
-from suppress.database import Bulk, DirectTransaction, Prepared
+from suppress.database import Bulk, DirectTransaction, Prepared, raw_cursor
 from suppress.domains import DomainRule, DomainRules, covering_patterns, normalise_pattern
 from suppress.models import (
     GLOBAL_SCOPE,
@@ -585,7 +585,7 @@ def import_suppressions(
     fixed = {"source": source, "created_at": created_at, "expires_at": None}
     rows = _valid_rows(records, known_scopes(), fixed, report, on_reject)
     for batch in _batches(rows, batch_size):
-        cursor = db.session.connection().connection.cursor()
+        cursor = raw_cursor(db.session.connection().connection, dialect)
         cursor.executemany(compiled.sql, [as_parameters(row) for row in batch])
         report.written += cursor.rowcount
         report.unchanged += len(batch) - cursor.rowcount
