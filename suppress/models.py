@@ -88,10 +88,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         binds thousands of times, and the two-stage default is a tenth of its cost."""
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
-        return _sqlite_datetime_text
+        return utc_text
 
 
-def _sqlite_datetime_text(value: datetime | None) -> str | None:
+def utc_text(value: datetime | None) -> str | None:
+    """An aware time as naive UTC text: what SQLite stores, and what PostgreSQL reads back as
+    the same ``timestamp`` (a JSON document of rows carries times this way)."""
     if value is None:
         return None
     if value.tzinfo is UTC:  # nearly every value: the text without its "+00:00"

@@ -329,6 +329,37 @@ def test_events_for_one_address_in_one_request_act_in_their_order(app, kinds, ex
     )
 
 
+ADD, UPDATE, LIFT = "suppression.add", "suppression.update", "suppression.lift"
+
+
+@pytest.mark.parametrize(
+    ("kinds", "actions"),
+    [
+        (["bounced", "resubscribed"], [ADD]),
+        (["unsubscribed", "bounced", "resubscribed"], [ADD, UPDATE]),
+        (["resubscribed", "unsubscribed", "bounced"], [ADD, UPDATE]),
+        (["unsubscribed", "resubscribed", "bounced"], [ADD, LIFT, ADD]),
+    ],
+)
+def test_a_bounce_and_a_resubscribe_in_one_request_keep_their_order(app, kinds, actions):
+    """A re-subscribe lifts only an unsubscribe, and only one that came before it."""
+    record(*(event(kind, bounce_class="hard" if kind == "bounced" else None) for kind in kinds))
+    assert suppressed() == {("global", "bounced", "webhook:test")}
+    assert db.session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all() == actions
+
+
+def test_soft_bounces_of_two_addresses_in_one_request_are_counted_apart(app):
+    """The third soft bounce suppresses only its own address, counted in the same statement."""
+    other = "liisa@yritys.fi"
+    record(soft_bounce(0), soft_bounce(1), event("bounced", other, bounce_class="soft"))
+    record(
+        soft_bounce(2),
+        event("bounced", other, bounce_class="soft", occurred_at=START + timedelta(days=2)),
+    )
+    rows = db.session.scalars(select(Suppression)).all()
+    assert [(row.email_hash, row.reason) for row in rows] == [(email_hash(MATTI), "soft_bounced")]
+
+
 def mixed_request(domain: str) -> list[Event]:
     """A request of many addresses, some with several events, touching every rule."""
     people = [f"{name}@{domain}" for name in ("aino", "eino", "ilmari", "kerttu", "lempi")]
