@@ -219,7 +219,10 @@ def _active(now: datetime) -> Any:
 def plan(destination: Destination, now: datetime) -> int:
     """Bring the outbox in step with the suppression list; the number of rows made pending."""
     newest = db.session.scalar(select(func.max(Suppression.id))) or 0
-    planned = _plan_suppressions(destination, now) + _plan_lifts(destination, now)
+    # Lifts first: the rows the suppressions then make pending are all still suppressed, and
+    # looking each of them up again for a lift cost a third of a large plan.
+    planned = _plan_lifts(destination, now)
+    planned += _plan_suppressions(destination, now)
     if planned >= ANALYZE_AFTER_ROWS and db.session.get_bind().dialect.name == "postgresql":
         # The outbox has outgrown what PostgreSQL knows of it. Left to autovacuum, the next
         # pass may plan its join on a table believed nearly empty: a nested loop over every
@@ -292,6 +295,9 @@ def _lacking(status: str) -> Any:
         )
         .select_from(joined)
         .where(Suppression.scope.in_(bindparam("scopes", expanding=True)), _active(now), wanted)
+        # In the order of the outbox's unique index, so that a large plan appends to it rather
+        # than writing all over it (a third less work on SQLite for 100,000 new rows).
+        .order_by(Suppression.email_hash, Suppression.scope)
     )
 
 
