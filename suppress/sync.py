@@ -51,6 +51,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from suppress import suppressions
 from suppress.addresses import InvalidAddress, normalise_and_hash
 from suppress.config import ConfigError
+from suppress.database import writer_turn
 from suppress.models import (
     GLOBAL_SCOPE,
     Destination,
@@ -499,11 +500,14 @@ def _push_share(
             outcomes = provider.push(account, changes)
         except ApiError as error:
             stop.set()
-            _postpone(batch, str(error), now)
-            db.session.commit()
+            with writer_turn():
+                _postpone(batch, str(error), now)
+                db.session.commit()
             raise
-        _record(batch, {outcome.key: outcome for outcome in outcomes}, now, report)
-        db.session.commit()
+        # The shares take turns to write: SQLite would make the others poll for its lock.
+        with writer_turn():
+            _record(batch, {outcome.key: outcome for outcome in outcomes}, now, report)
+            db.session.commit()
 
 
 def _change(row: Row) -> Change:
