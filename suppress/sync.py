@@ -31,7 +31,6 @@ from typing import Any
 from flask import Flask, current_app
 from sqlalchemy import (
     Integer,
-    Row,
     Text,
     and_,
     any_,
@@ -51,7 +50,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from suppress import suppressions
 from suppress.addresses import InvalidAddress, normalise_and_hash
 from suppress.config import ConfigError
-from suppress.database import writer_turn
+from suppress.database import Prepared, writer_turn
 from suppress.models import (
     GLOBAL_SCOPE,
     Destination,
@@ -69,6 +68,7 @@ from suppress.providers.base import (
     REFUSED,
     Account,
     Change,
+    Outcome,
     Provider,
 )
 
@@ -387,37 +387,75 @@ class Share:
 WHOLE = Share()
 
 
-def claim(
-    destination_id: int, limit: int, now: datetime, after: int = 0, share: Share = WHOLE
-) -> list[Row]:
-    """Pending rows due now, oldest first, locked against other workers on PostgreSQL.
-
-    Plain rows, not ORM objects: a batch is a thousand of them, and its outcomes are written
-    back set-based (``_record``), so the session never needs to track them. A pass claims
-    past the last id it claimed (``after``): PostgreSQL may walk the primary key in id order
-    while its statistics still say every row is pending, and from the start that walk would
-    step over every row accepted so far (a tenth of a second a batch at 60,000).
-    """
-    state = SyncState.__table__.c
-    query = (
-        select(state.id, state.email, state.scope, state.reason, state.action, state.attempts)
-        .where(_due(destination_id, now), state.id > after)
-        .order_by(state.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    if share.of > 1:
-        query = query.where(state.id % share.of == share.index)
-    return db.session.execute(query).all()
-
-
-def _due(destination_id: int, now: datetime) -> Any:
+def _due(destination_id: Any, now: Any) -> Any:
     state = SyncState.__table__.c
     return and_(
         state.destination_id == destination_id,
         state.status == PENDING,
         or_(state.next_attempt_at.is_(None), state.next_attempt_at <= now),
     )
+
+
+# A claimed row: id, email, scope, reason, action, attempts.
+Claimed = tuple[int, str | None, str, str, str, int]
+
+
+def claim(
+    destination_id: int, limit: int, now: datetime, after: int = 0, share: Share = WHOLE
+) -> list[Claimed]:
+    """Pending rows due now, oldest first, locked against other workers on PostgreSQL.
+
+    The driver's own tuples, not ORM objects nor even SQLAlchemy rows: a batch is a thousand
+    of them, and its outcomes are written back set-based (``_record``), so the session never
+    needs to track them. A pass claims past the last id it claimed (``after``): PostgreSQL may
+    walk the primary key in id order while its statistics still say every row is pending, and
+    from the start that walk would step over every row accepted so far (a tenth of a second a
+    batch at 60,000).
+    """
+    statement = _CLAIMS[share.of > 1]
+    connection = db.session.connection()
+    values = {
+        "destination_id": destination_id,
+        "now": now,
+        "after": after,
+        "limit": limit,
+        "of": share.of,
+        "index": share.index,
+    }
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(
+            statement.compiled(connection.dialect).sql,
+            statement.parameters(connection.dialect, values),
+        )
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def _claim_statement(shared: bool) -> Any:
+    state = SyncState.__table__.c
+    query = (
+        select(state.id, state.email, state.scope, state.reason, state.action, state.attempts)
+        .where(
+            _due(
+                bindparam("destination_id", type_=Integer),
+                bindparam("now", type_=state.next_attempt_at.type),
+            ),
+            state.id > bindparam("after", type_=Integer),
+        )
+        .order_by(state.id)
+        .limit(bindparam("limit", type_=Integer))
+        .with_for_update(skip_locked=True)
+    )
+    if shared:
+        of, index = bindparam("of", type_=Integer), bindparam("index", type_=Integer)
+        query = query.where(state.id % of == index)
+    return query
+
+
+# By whether the pass is split into shares; compiled once per dialect.
+_CLAIMS = {shared: Prepared(_claim_statement(shared)) for shared in (False, True)}
 
 
 def push_pending(destination: Destination, account: Account, report: Report) -> None:
@@ -494,8 +532,11 @@ def _push_share(
         if not batch:
             db.session.commit()
             return
-        after = batch[-1].id
-        changes = [_change(row) for row in batch]
+        after = batch[-1][0]
+        changes = [
+            Change(key, email or "", reason, scope != GLOBAL_SCOPE, action == "lift")
+            for key, email, scope, reason, action, _ in batch
+        ]
         try:
             outcomes = provider.push(account, changes)
         except ApiError as error:
@@ -506,33 +547,25 @@ def _push_share(
             raise
         # The shares take turns to write: SQLite would make the others poll for its lock.
         with writer_turn():
-            _record(batch, {outcome.key: outcome for outcome in outcomes}, now, report)
+            _record(batch, outcomes, now, report)
             db.session.commit()
 
 
-def _change(row: Row) -> Change:
-    key, email, scope, reason, action, _ = row
-    return Change(key, email or "", reason, scope != GLOBAL_SCOPE, action == "lift")
+NO_ANSWER = "the provider did not answer for this address"
 
 
-def _record(batch: list[Row], outcomes: Mapping[int, Any], now: datetime, report: Report) -> None:
+def _record(batch: list[Claimed], outcomes: list[Outcome], now: datetime, report: Report) -> None:
     """Write each row's outcome, one UPDATE per distinct outcome rather than one per row."""
+    answered = {outcome.key: outcome for outcome in outcomes}
     settled: dict[tuple[str, str | None], list[int]] = {}
-    unsettled: dict[str, list[Row]] = {}
+    unsettled: dict[str, list[Claimed]] = {}
     for row in batch:
-        outcome = outcomes.get(row.id)
+        outcome = answered.get(row[0])
         if outcome is None or outcome.status == PENDING:
-            why = outcome.detail if outcome else "the provider did not answer for this address"
-            unsettled.setdefault(why, []).append(row)
-            report.pending += 1
-            continue
-        settled.setdefault((outcome.status, outcome.detail), []).append(row.id)
-        if outcome.status == ACCEPTED and row.action == "lift":
-            report.lifted += 1
-        elif outcome.status == ACCEPTED:
-            report.accepted += 1
+            unsettled.setdefault(outcome.detail if outcome else NO_ANSWER, []).append(row)
         else:
-            report.refused += 1
+            settled.setdefault((outcome.status, outcome.detail), []).append(row[0])
+    _count(batch, settled, unsettled, report)
     for (status, detail), ids in settled.items():
         _update_by_id(
             ids,
@@ -546,11 +579,29 @@ def _record(batch: list[Row], outcomes: Mapping[int, Any], now: datetime, report
         _postpone(rows, why, now)
 
 
-def _postpone(rows: list[Row], why: str, now: datetime) -> None:
+def _count(
+    batch: list[Claimed],
+    settled: Mapping[tuple[str, str | None], list[int]],
+    unsettled: Mapping[str, list[Claimed]],
+    report: Report,
+) -> None:
+    """Count a batch's outcomes in ``report`` by kind, rather than row by row."""
+    lifts = {row[0] for row in batch if row[4] == "lift"}
+    for (status, _), ids in settled.items():
+        if status != ACCEPTED:
+            report.refused += len(ids)
+            continue
+        lifted = len(lifts.intersection(ids)) if lifts else 0
+        report.lifted += lifted
+        report.accepted += len(ids) - lifted
+    report.pending += sum(map(len, unsettled.values()))
+
+
+def _postpone(rows: list[Claimed], why: str, now: datetime) -> None:
     """Count the attempt and wait before the next, the longer the more attempts failed."""
     by_attempt: dict[int, list[int]] = {}
     for row in rows:
-        by_attempt.setdefault(row.attempts + 1, []).append(row.id)
+        by_attempt.setdefault(row[5] + 1, []).append(row[0])
     for attempts, ids in by_attempt.items():
         delay = min(FIRST_RETRY_DELAY * 2 ** (attempts - 1), LONGEST_RETRY_DELAY)
         _update_by_id(ids, attempts=attempts, next_attempt_at=now + delay, detail=why)
