@@ -40,6 +40,7 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    literal_column,
     null,
     or_,
     select,
@@ -388,11 +389,17 @@ class Share:
 WHOLE = Share()
 
 
+def _pending_row() -> Any:
+    """The row is pending, said as the outbox's index of pending rows says it (``PENDING_ROW``):
+    a bound value would not let SQLite or PostgreSQL use that index."""
+    return SyncState.__table__.c.status == literal_column(f"'{PENDING}'")
+
+
 def _due(destination_id: Any, now: Any) -> Any:
     state = SyncState.__table__.c
     return and_(
         state.destination_id == destination_id,
-        state.status == PENDING,
+        _pending_row(),
         or_(state.next_attempt_at.is_(None), state.next_attempt_at <= now),
     )
 
@@ -705,7 +712,7 @@ def lag(now: datetime) -> dict[str, float]:
     for destination in all_destinations():
         oldest_pending = db.session.scalar(
             select(func.min(SyncState.changed_at)).where(
-                SyncState.destination_id == destination.id, SyncState.status == PENDING
+                SyncState.destination_id == destination.id, _pending_row()
             )
         )
         oldest_unplanned = db.session.scalar(
