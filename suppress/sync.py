@@ -6,10 +6,9 @@ becomes pending, and what it holds that is no longer suppressed becomes a pendin
 refused one where the provider cannot lift). A worker then claims pending rows a batch at a
 time, pushes them through the provider's module, and records each outcome, so nothing is
 skipped and nothing accepted is pushed again; where the provider takes several calls at once,
-as many threads each push a batch at a time. On PostgreSQL several workers (and the threads of
-one) may run at once: each claims with ``FOR UPDATE SKIP LOCKED`` and holds its rows until their
-outcomes commit. On SQLite a file lock lets one worker run at a time, and its threads each
-claim their own share of the outbox.
+as many threads each push their own share of the outbox. On PostgreSQL several workers may run
+at once: each claims with ``FOR UPDATE SKIP LOCKED`` and holds its rows until their outcomes
+commit. On SQLite a file lock lets one worker run at a time.
 
 Reconciling pulls a destination's own suppression lists, imports what we lack with source
 ``sync:<name>``, and reports the drift both ways before it writes.
@@ -378,12 +377,14 @@ def _plan_lifts(destination: Destination, now: datetime) -> int:
 
 @dataclass(frozen=True)
 class Share:
-    """The outbox rows one of a pass's concurrent pushers claims on SQLite: those whose id is
-    ``index`` modulo ``of``. Shares never overlap, which keeps the threads of one worker apart
-    where ``FOR UPDATE`` locks nothing."""
+    """The outbox rows one of a pass's concurrent pushers claims: ids past ``after``, up to
+    ``through`` (None: no end). Shares never overlap, which keeps the threads of one worker
+    apart even on SQLite, where ``FOR UPDATE`` locks nothing. They are ranges of ids, which the
+    claim index holds in order: a share by id modulo, which no index holds, made PostgreSQL
+    read and sort every pending row for each batch (70 ms a batch at 100,000)."""
 
-    index: int = 0
-    of: int = 1
+    after: int = 0
+    through: int | None = None
 
 
 WHOLE = Share()
@@ -408,27 +409,24 @@ def _due(destination_id: Any, now: Any) -> Any:
 Claimed = tuple[int, str | None, str, str, str, int]
 
 
-def claim(
-    destination_id: int, limit: int, now: datetime, after: int = 0, share: Share = WHOLE
-) -> list[Claimed]:
+def claim(destination_id: int, limit: int, now: datetime, share: Share = WHOLE) -> list[Claimed]:
     """Pending rows due now, oldest first, locked against other workers on PostgreSQL.
 
     The driver's own tuples, not ORM objects nor even SQLAlchemy rows: a batch is a thousand
     of them, and its outcomes are written back set-based (``_record``), so the session never
-    needs to track them. A pass claims past the last id it claimed (``after``): PostgreSQL may
-    walk the primary key in id order while its statistics still say every row is pending, and
-    from the start that walk would step over every row accepted so far (a tenth of a second a
-    batch at 60,000).
+    needs to track them. A pass claims past the last id it claimed (the share's ``after``
+    moves on): PostgreSQL may walk the primary key in id order while its statistics still say
+    every row is pending, and from the start that walk would step over every row accepted so
+    far (a tenth of a second a batch at 60,000).
     """
-    statement = _CLAIMS[share.of > 1]
+    statement = _CLAIMS[share.through is not None]
     connection = db.session.connection()
     values = {
         "destination_id": destination_id,
         "now": now,
-        "after": after,
+        "after": share.after,
+        "through": share.through,
         "limit": limit,
-        "of": share.of,
-        "index": share.index,
     }
     cursor = connection.connection.cursor()
     try:
@@ -441,7 +439,7 @@ def claim(
         cursor.close()
 
 
-def _claim_statement(shared: bool) -> Any:
+def _claim_statement(bounded: bool) -> Any:
     state = SyncState.__table__.c
     query = (
         select(state.id, state.email, state.scope, state.reason, state.action, state.attempts)
@@ -456,14 +454,13 @@ def _claim_statement(shared: bool) -> Any:
         .limit(bindparam("limit", type_=Integer))
         .with_for_update(skip_locked=True)
     )
-    if shared:
-        of, index = bindparam("of", type_=Integer), bindparam("index", type_=Integer)
-        query = query.where(state.id % of == index)
+    if bounded:
+        query = query.where(state.id <= bindparam("through", type_=Integer))
     return query
 
 
-# By whether the pass is split into shares; compiled once per dialect.
-_CLAIMS = {shared: Prepared(_claim_statement(shared)) for shared in (False, True)}
+# By whether the share has an end; compiled once per dialect.
+_CLAIMS = {bounded: Prepared(_claim_statement(bounded)) for bounded in (False, True)}
 
 
 def push_pending(destination: Destination, account: Account, report: Report) -> None:
@@ -471,29 +468,19 @@ def push_pending(destination: Destination, account: Account, report: Report) -> 
     waits for a later pass, and so does a row that turns pending again behind the pass (a
     changed reason, another worker's claim let go).
 
-    Up to the provider's ``CONCURRENCY`` calls are in flight at once, each from its own thread
-    (on SQLite each thread pushes its own share of the outbox): most of a batch's time is the
-    provider's answer, and waiting for several at once is what lets a large backlog go out at
-    the API's pace.
+    Up to the provider's ``CONCURRENCY`` calls are in flight at once, one per share of the
+    outbox, each share on its own thread: most of a batch's time is the provider's answer, and
+    waiting for several at once is what lets a large backlog go out at the API's pace.
     """
     provider = PROVIDERS[destination.provider]
     shares = _shares(destination.id, provider)
-    if shares == 1:
+    if len(shares) == 1:
         _push_share(destination.id, provider, account, WHOLE, report, threading.Event())
         return
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     stop = threading.Event()
-    # On PostgreSQL the threads claim the whole outbox, kept apart by SKIP LOCKED as workers
-    # are: no index holds a share's modulo, so its claims made the planner read and sort every
-    # pending row, 70 ms a batch at 100,000.
-    whole = db.session.get_bind().dialect.name == "postgresql"
-    with ThreadPoolExecutor(shares, thread_name_prefix="sync") as pool:
-        pushers = [
-            pool.submit(
-                _push_apart, app, destination.id, WHOLE if whole else Share(index, shares), stop
-            )
-            for index in range(shares)
-        ]
+    with ThreadPoolExecutor(len(shares), thread_name_prefix="sync") as pool:
+        pushers = [pool.submit(_push_apart, app, destination.id, share, stop) for share in shares]
         done = [pusher.result() for pusher in pushers]
     for share_report, _ in done:
         report.add(share_report)
@@ -502,11 +489,23 @@ def push_pending(destination: Destination, account: Account, report: Report) -> 
         raise failure
 
 
-def _shares(destination_id: int, provider: type[Provider]) -> int:
+def _shares(destination_id: int, provider: type[Provider]) -> list[Share]:
     """As many shares as the provider takes calls at once, but no more than there are batches
-    to push: a handful of rows goes out in one call, not one per share."""
-    due = db.session.scalar(select(func.count()).where(_due(destination_id, utcnow()))) or 0
-    return max(1, min(provider.CONCURRENCY, math.ceil(due / provider.PUSH_BATCH)))
+    to push (a handful of rows goes out in one call, not one per share), splitting the ids due
+    now into equal ranges: a plan writes its rows with consecutive ids, so each range holds
+    about as many. The last has no end, so that it also takes rows planned later."""
+    state = SyncState.__table__.c
+    due, first, last = db.session.execute(
+        select(func.count(), func.min(state.id), func.max(state.id)).where(
+            _due(destination_id, utcnow())
+        )
+    ).one()
+    count = max(1, min(provider.CONCURRENCY, math.ceil(due / provider.PUSH_BATCH)))
+    if count == 1:
+        return [WHOLE]
+    span = last - first + 1
+    ends = [first - 1 + span * part // count for part in range(1, count)]
+    return [Share(after, through) for after, through in zip([0, *ends], [*ends, None], strict=True)]
 
 
 def _push_apart(
@@ -540,14 +539,13 @@ def _push_share(
     """Claim, push and record a batch per transaction until the share is empty, the provider
     fails (``stop`` then tells the other shares to finish their call and end too) or another
     share has failed."""
-    after = 0
     while not stop.is_set():
         now = utcnow()
-        batch = claim(destination_id, provider.PUSH_BATCH, now, after, share)
+        batch = claim(destination_id, provider.PUSH_BATCH, now, share)
         if not batch:
             db.session.commit()
             return
-        after = batch[-1][0]
+        share = Share(batch[-1][0], share.through)
         changes = [
             Change(key, email or "", reason, scope != GLOBAL_SCOPE, action == "lift")
             for key, email, scope, reason, action, _ in batch
