@@ -412,6 +412,14 @@ def direct_transaction(*, one_statement: bool = False) -> Iterator[DirectTransac
         transaction.connection.close()
 
 
+@contextmanager
+def writer_turn() -> Iterator[None]:
+    """The writer's turn on a SQLite file (see ``_writer_turn``) for a write made through the
+    session, such as the sync job's threads recording their outcomes; nothing on PostgreSQL."""
+    with _writer_turn(current_app.extensions[DIRECT_ENGINE]):
+        yield
+
+
 def direct_dialect() -> Dialect:
     """The dialect direct transactions run in, to make their parameters ready beforehand."""
     return current_app.extensions[DIRECT_ENGINE].dialect

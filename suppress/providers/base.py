@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from werkzeug.datastructures import Headers, MultiDict
 
@@ -126,13 +126,14 @@ class Malformed(ValueError):
     """The body is not what the provider documents: answered 400 with the reason, stored never."""
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     """One suppression a destination must learn of, or with ``lift`` forget.
 
     ``key`` identifies the change in the Outcome the provider hands back. ``reason`` is ours
     (``unsubscribed``, ``complained``, ``bounced``...); a provider maps it to the nearest kind
     its API can record. ``on_list`` means the suppression covers only the destination's list.
+    A named tuple, as is an Outcome: a push makes a thousand of each, and a frozen dataclass
+    costs over twice as much to build.
     """
 
     key: int
@@ -147,8 +148,7 @@ REFUSED = "refused"
 PENDING = "pending"
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What the provider said of one change: accepted, refused for good (with its words), or
     pending (not settled yet: try again later)."""
 
