@@ -51,7 +51,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from suppress import suppressions
 from suppress.addresses import InvalidAddress, normalise_and_hash
 from suppress.config import ConfigError
-from suppress.database import Prepared, writer_turn
+from suppress.database import Prepared, raw_cursor, writer_turn
 from suppress.models import (
     GLOBAL_SCOPE,
     Destination,
@@ -428,7 +428,7 @@ def claim(destination_id: int, limit: int, now: datetime, share: Share = WHOLE) 
         "through": share.through,
         "limit": limit,
     }
-    cursor = connection.connection.cursor()
+    cursor = raw_cursor(connection.connection, connection.dialect)
     try:
         cursor.execute(
             statement.compiled(connection.dialect).sql,
