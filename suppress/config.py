@@ -244,6 +244,12 @@ DEFAULTS: dict[str, Setting] = {
         _positive_int,
         "An open or click this soon after delivery is taken as a proxy or scanner, not a person.",
     ),
+    "SENDER_DOMAIN": Setting(
+        None,
+        _optional_domain,
+        "Sending domain that `events rates` counts an event under when its provider reports "
+        "no sender (SendGrid, Mailjet, Mailchimp; Postmark and Brevo deliveries).",
+    ),
     "SYNC_MAX_LAG": Setting(
         24 * 60 * 60,
         _positive_int,

@@ -8,6 +8,7 @@ nothing beyond its URL, so the same code runs on both.
 """
 
 import fcntl
+import json
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -17,16 +18,27 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import Dialect, column, create_engine, event, func, select, union_all
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import (
+    JSON,
+    Dialect,
+    Text,
+    cast,
+    column,
+    create_engine,
+    event,
+    func,
+    select,
+    union_all,
+)
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.sql import bindparam
 from sqlalchemy.sql.expression import Executable, FromClause
 from sqlalchemy.types import TypeEngine
 
-from suppress.models import db
+from suppress.models import UTCDateTime, db, utc_text
 
 DIRECT_ENGINE = "suppress.direct_engine"
+STATEMENT_ENGINE = "suppress.statement_engine"
 # Rows per Bulk statement on SQLite, which binds every value on its own: a chunk is padded up to
 # the next of these sizes, so that each statement is compiled for five shapes only.
 BULK_SIZES = (1, 4, 16, 64, 256)
@@ -44,25 +56,42 @@ def init_app(app: Flask) -> None:
     if engine.dialect.name == "sqlite":
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
         _configure_sqlite(engine, app.config)
-        app.extensions[DIRECT_ENGINE] = engine
-    else:
-        # The hot paths skip the ping, a round trip per request: their first statement is
-        # retried on a fresh connection instead (DirectTransaction). Their statements, which
-        # psycopg prepares, are lookups by key and rows unnested from arrays: the server's
-        # default would plan those afresh on every run (an array's length changes the
-        # estimate), which costs more than running them, so they keep one generic plan.
-        app.extensions[DIRECT_ENGINE] = create_engine(
-            engine.url,
-            pool_pre_ping=False,
-            connect_args={"options": "-c plan_cache_mode=force_generic_plan"},
-        )
+        app.extensions[DIRECT_ENGINE] = app.extensions[STATEMENT_ENGINE] = engine
+        return
+    # The hot paths skip the ping, a round trip per request: their first statement is retried
+    # on a fresh connection instead (DirectTransaction). Their statements, which psycopg
+    # prepares, are lookups by key and rows read from a JSON document: the server's default would
+    # plan those afresh on every run (a document's length changes the estimate), which costs
+    # more than running them, so they keep one generic plan. Their cursors are raw (see
+    # ``raw_cursor``). A block of one statement runs on connections in autocommit mode (see
+    # DirectTransaction).
+    options = {"pool_pre_ping": False, "connect_args": {"options": _GENERIC_PLANS}}
+    app.extensions[DIRECT_ENGINE] = _raw_cursors(create_engine(engine.url, **options))
+    app.extensions[STATEMENT_ENGINE] = _raw_cursors(
+        create_engine(engine.url, isolation_level="AUTOCOMMIT", **options)
+    )
+
+
+_GENERIC_PLANS = "-c plan_cache_mode=force_generic_plan"
+
+
+def _raw_cursors(engine: Engine) -> Engine:
+    """``engine``, its connections making raw cursors (see ``raw_cursor``) once SQLAlchemy has
+    set them up: its own first queries bind parameters by name."""
+
+    @event.listens_for(engine, "connect")
+    def make_raw_cursors(dbapi_connection: Any, connection_record: Any) -> None:
+        dbapi_connection.cursor_factory = engine.dialect.loaded_dbapi.RawCursor
+
+    return engine
 
 
 def dispose(app: Flask) -> None:
     """Close every pooled connection of ``app``'s engines."""
     with app.app_context():
         db.engine.dispose()
-    app.extensions[DIRECT_ENGINE].dispose()
+    for name in (DIRECT_ENGINE, STATEMENT_ENGINE):
+        app.extensions[name].dispose()
 
 
 def sqlite_pragmas(config: Mapping[str, Any]) -> list[str]:
@@ -84,6 +113,19 @@ def _configure_sqlite(engine: Engine, config: Mapping[str, Any]) -> None:
         for pragma in pragmas:
             cursor.execute(pragma)
         cursor.close()
+
+
+def raw_cursor(connection: Any, dialect: Dialect) -> Any:
+    """A cursor to run Prepared and Bulk statements on a pooled DBAPI ``connection`` of the
+    app's own engine (the direct engines' connections make such cursors by themselves).
+
+    On PostgreSQL a raw cursor, which sends the statements' ``$1`` markers as they are:
+    psycopg's own cursor parses the text for ``%s`` on every run of a statement over 4 kB (the
+    webhook INSERT is longer), a fifth of a single webhook's time in the driver.
+    """
+    if dialect.name != "postgresql":
+        return connection.cursor()
+    return dialect.loaded_dbapi.RawCursor(connection.driver_connection)
 
 
 class Prepared:
@@ -134,7 +176,8 @@ class _Compiled:
 
     @classmethod
     def of(cls, statement: Executable, dialect: Dialect) -> "_Compiled":
-        positional = type(dialect)(paramstyle="qmark" if dialect.name == "sqlite" else "format")
+        style = "qmark" if dialect.name == "sqlite" else "numeric_dollar"
+        positional = type(dialect)(paramstyle=style)
         compiled = statement.compile(dialect=positional)
         names = tuple(compiled.positiontup or ())
         binds = compiled.binds
@@ -151,11 +194,13 @@ class Bulk:
     """A statement over many rows at once, compiled once per dialect (and size, on SQLite).
 
     The statement reads the rows from ``incoming``, which has ``columns``: on PostgreSQL one
-    array per column, unnested, so that any number of rows is one statement of one shape, which
-    psycopg prepares once; on SQLite up to 256 rows of bound values, padded with rows of NULLs
-    that ``incoming`` leaves out, so the first column must never be NULL. The statement binds
-    nothing else: its parameters are the rows themselves, which ``ready`` puts through each
-    column's bind processor (before a SQLite writer's turn, when the caller wants).
+    JSON document of every row (``json_to_recordset``), so that any number of rows is one
+    statement of one shape, which psycopg prepares once, and the rows are encoded in C (psycopg
+    dumps an array value by value in Python, which cost a webhook batch more than the rest of
+    its database work on the client); on SQLite up to 256 rows of bound values, padded with
+    rows of NULLs that ``incoming`` leaves out, so the first column must never be NULL. The
+    statement binds nothing else: its parameters are the rows themselves, which ``ready`` puts
+    through each column's bind processor (before a SQLite writer's turn, when the caller wants).
     """
 
     def __init__(
@@ -175,11 +220,8 @@ class Bulk:
         if not rows:
             return []
         processors = self._processors_for(dialect)
-        if dialect.name == "postgresql":
-            arrays = [[*given] for given in zip(*rows, strict=True)]
-            for position, process in processors:
-                arrays[position] = [*map(process, arrays[position])]
-            return [(self.sql(dialect, 0), arrays)]
+        if dialect.name == "postgresql" and len(rows) > 1:
+            return [(self.sql(dialect, 0), [self._json(dialect, rows)])]
         width = len(self.columns)
         flat = [value for row in rows for value in row]
         if len(flat) != width * len(rows):
@@ -194,6 +236,29 @@ class Bulk:
             ready.append((self.sql(dialect, size), chunk))
         return ready
 
+    def bound(self, dialect: Dialect, name: str, value: Any) -> Any:
+        """``value`` as the driver is handed it for the column ``name``: what the database hands
+        back when a statement returns that column as it was written."""
+        process = self.columns[name].dialect_impl(dialect).bind_processor(dialect)
+        return value if process is None else process(value)
+
+    def _json(self, dialect: Dialect, rows: Sequence[Sequence[Any]]) -> str:
+        """``rows`` as one JSON array of objects: times as UTC text (``utc_text``, by the
+        encoder, one step instead of a processor and a conversion), any other value through its
+        column's bind processor."""
+        names = [*self.columns]
+        processors = [
+            (position, process)
+            for position, process in self._processors_for(dialect)
+            if not isinstance(self.columns[names[position]], UTCDateTime)
+        ]
+        if processors:
+            columns = [[*given] for given in zip(*rows, strict=True)]
+            for position, process in processors:
+                columns[position] = [*map(process, columns[position])]
+            rows = [*zip(*columns, strict=True)]
+        return _JSON.encode([dict(zip(names, row, strict=True)) for row in rows])
+
     def _processors_for(self, dialect: Dialect) -> list[tuple[int, Callable[[Any], Any]]]:
         """Each column's position and bind processor, for the columns whose type has one."""
         if dialect.name not in self._processors:
@@ -205,7 +270,8 @@ class Bulk:
         return self._processors[dialect.name]
 
     def sql(self, dialect: Dialect, size: int) -> str:
-        """The statement for ``size`` rows (any number on PostgreSQL, ``size`` 0)."""
+        """The statement for ``size`` rows bound one by one, or (0) for a JSON document of any
+        number of rows."""
         if (dialect.name, size) not in self._sql:
             statement = self.build(dialect, self._incoming(dialect, size))
             compiled = _Compiled.of(statement, dialect)
@@ -215,15 +281,15 @@ class Bulk:
         return self._sql[dialect.name, size]
 
     def _names(self, dialect: Dialect, size: int) -> list[str]:
-        if dialect.name == "postgresql":
-            return [*self.columns]
+        if size == 0:
+            return [_JSON_ROWS]
         return [f"{name}__{index}" for index in range(size) for name in self.columns]
 
     def _incoming(self, dialect: Dialect, size: int) -> FromClause:
         shape = [column(name, type_) for name, type_ in self.columns.items()]
-        if dialect.name == "postgresql":
-            arrays = [bindparam(name, type_=ARRAY(type_)) for name, type_ in self.columns.items()]
-            return func.unnest(*arrays).table_valued(*shape).render_derived(name="incoming")
+        if size == 0:
+            rows = func.json_to_recordset(cast(bindparam(_JSON_ROWS, type_=Text()), JSON))
+            return rows.table_valued(*shape).render_derived(name="incoming", with_types=True)
         # Rows as a subquery, not a WITH clause: Python's sqlite3 opens a transaction by itself
         # only before a statement that starts with INSERT, UPDATE, DELETE or REPLACE.
         rows = [
@@ -240,6 +306,11 @@ class Bulk:
         return select(padded).where(first.is_not(None)).subquery("incoming")
 
 
+_JSON_ROWS = "rows"
+# Times as ISO 8601 text, which PostgreSQL casts back to the column's type exactly.
+_JSON = json.JSONEncoder(default=utc_text, separators=(",", ":"))
+
+
 class DirectTransaction:
     """Runs Prepared statements on one DBAPI connection inside one transaction.
 
@@ -247,47 +318,40 @@ class DirectTransaction:
     statement tried again: nothing has happened in the transaction yet, and this spares the
     hot paths a ping on every checkout.
 
-    ``one_statement``: on PostgreSQL the transaction is its one statement, run in autocommit
-    mode. The server commits it as a transaction of its own before it answers, which spares
-    the round trips of BEGIN and COMMIT; a second statement is refused, as it would not be
-    rolled back with the first.
+    ``one_statement``: on PostgreSQL the transaction is its one statement, run on a connection
+    in autocommit mode. The server commits it as a transaction of its own before it answers,
+    which spares the round trips of BEGIN and COMMIT; a second statement is refused, as it
+    would not be rolled back with the first.
     """
 
-    def __init__(self, connection: Any, dialect: Dialect, reconnect: Callable[[], Any]):
+    def __init__(
+        self,
+        connection: Any,
+        dialect: Dialect,
+        reconnect: Callable[[], Any],
+        *,
+        one_statement: bool = False,
+    ):
         self.connection = connection
         self.dialect = dialect
         self._reconnect: Callable[[], Any] | None = reconnect
-        self.one_statement = False
+        self.one_statement = one_statement and dialect.name == "postgresql"
         self._statements = 0
 
     @classmethod
     def on(cls, engine: Engine, *, one_statement: bool = False) -> "DirectTransaction":
         """A transaction on a connection from ``engine``'s pool."""
-        if not one_statement or engine.dialect.name != "postgresql":
-            return cls(engine.raw_connection(), engine.dialect, engine.raw_connection)
-
-        def autocommitting() -> Any:
-            connection = engine.raw_connection()
-            connection.driver_connection.autocommit = True
-            return connection
-
-        transaction = cls(autocommitting(), engine.dialect, autocommitting)
-        transaction.one_statement = True
-        return transaction
+        return cls(
+            engine.raw_connection(),
+            engine.dialect,
+            engine.raw_connection,
+            one_statement=one_statement,
+        )
 
     def commit(self) -> None:
         """Commit, unless the one statement has committed itself."""
         if not self.one_statement:
             self.connection.commit()
-
-    def close(self) -> None:
-        """Hand the connection back to the pool as the pool gave it."""
-        if self.one_statement:
-            try:
-                self.connection.driver_connection.autocommit = False
-            except self.dialect.loaded_dbapi.Error:
-                self.connection.invalidate()
-        self.connection.close()
 
     def run(self, prepared: Prepared, **values: Any) -> Any:
         """Execute ``prepared`` with ``values``; returns the cursor to fetch from."""
@@ -323,36 +387,6 @@ class DirectTransaction:
         self._reconnect = None
         return cursor
 
-    def run_each(self, prepared: Prepared, rows: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
-        """Execute ``prepared`` once per row of values; what each execution returned, in order.
-
-        On PostgreSQL the executions go together in one pipelined ``executemany``, a single
-        round trip; SQLite runs in process, where a loop costs less than anything else.
-        """
-        if not rows:
-            return []
-        sql = prepared.compiled(self.dialect).sql
-        parameters = [prepared.parameters(self.dialect, row) for row in rows]
-        if self.dialect.name != "postgresql" or len(parameters) == 1:
-            return [
-                self._execute(lambda cursor, row=row: cursor.execute(sql, row)).fetchall()
-                for row in parameters
-            ]
-        cursor = self._execute(lambda cursor: cursor.executemany(sql, parameters, returning=True))
-        returned = [cursor.fetchall()]
-        while cursor.nextset():
-            returned.append(cursor.fetchall())
-        return returned
-
-    def run_many(self, prepared: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Execute ``prepared`` once per row, in one driver call."""
-        if len(rows) == 1:
-            self.run(prepared, **rows[0]).close()
-            return
-        sql = prepared.compiled(self.dialect).sql
-        parameters = [prepared.parameters(self.dialect, row) for row in rows]
-        self._execute(lambda cursor: cursor.executemany(sql, parameters)).close()
-
 
 @contextmanager
 def direct_transaction(*, one_statement: bool = False) -> Iterator[DirectTransaction]:
@@ -362,17 +396,27 @@ def direct_transaction(*, one_statement: bool = False) -> Iterator[DirectTransac
     runs a single statement on PostgreSQL says so with ``one_statement`` (see
     ``DirectTransaction``); SQLite, where BEGIN and COMMIT cost no round trip, ignores it.
     """
-    engine = current_app.extensions[DIRECT_ENGINE]
-    with _writer_turn(engine):
-        transaction = DirectTransaction.on(engine, one_statement=one_statement)
-        try:
-            yield transaction
-            transaction.commit()
-        except BaseException:
-            transaction.connection.rollback()
-            raise
-        finally:
-            transaction.close()
+    engine = current_app.extensions[STATEMENT_ENGINE if one_statement else DIRECT_ENGINE]
+    # The writer's turn covers the transaction, not the pool's checkout and checkin.
+    transaction = DirectTransaction.on(engine, one_statement=one_statement)
+    try:
+        with _writer_turn(engine):
+            try:
+                yield transaction
+                transaction.commit()
+            except BaseException:
+                transaction.connection.rollback()
+                raise
+    finally:
+        transaction.connection.close()
+
+
+@contextmanager
+def writer_turn() -> Iterator[None]:
+    """The writer's turn on a SQLite file (see ``_writer_turn``) for a write made through the
+    session, such as the sync job's threads recording their outcomes; nothing on PostgreSQL."""
+    with _writer_turn(current_app.extensions[DIRECT_ENGINE]):
+        yield
 
 
 def direct_dialect() -> Dialect:

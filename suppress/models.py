@@ -24,6 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -53,6 +54,8 @@ HASH_ALGORITHMS = ("md5", "sha256", "sha512")
 SYNC_ACTIONS = ("suppress", "lift")
 # Where that stands: not yet accepted by the provider, accepted, or refused for good.
 SYNC_STATUSES = ("pending", "accepted", "refused")
+# The predicate of the outbox's index of pending rows, as SQL.
+PENDING_ROW = "status = 'pending'"
 # Stable constraint names, so that migrations (and SQLite's batch mode) can refer to them.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -88,10 +91,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         binds thousands of times, and the two-stage default is a tenth of its cost."""
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
-        return _sqlite_datetime_text
+        return utc_text
 
 
-def _sqlite_datetime_text(value: datetime | None) -> str | None:
+def utc_text(value: datetime | None) -> str | None:
+    """An aware time as naive UTC text: what SQLite stores, and what PostgreSQL reads back as
+    the same ``timestamp`` (a JSON document of rows carries times this way)."""
     if value is None:
         return None
     if value.tzinfo is UTC:  # nearly every value: the text without its "+00:00"
@@ -321,6 +326,7 @@ class Event(db.Model):
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(Text)
     machine: Mapped[bool] = mapped_column(default=False)
+    sender_domain: Mapped[str | None] = mapped_column(String(255))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -365,7 +371,16 @@ class SyncState(db.Model):
         CheckConstraint(_in("status", SYNC_STATUSES), name="status"),
         # A worker claims a destination's pending rows oldest first: with the id in the index,
         # PostgreSQL reads the first thousand instead of sorting every pending row each batch.
-        Index("ix_sync_states_destination_id_status_id", "destination_id", "status", "id"),
+        # Only pending rows are in it, so recording an outcome takes a row out of the index
+        # rather than moving it; a query uses it only by naming the status as a literal
+        # (``PENDING_ROW``), as neither database matches a bound value to the predicate.
+        Index(
+            "ix_sync_states_pending",
+            "destination_id",
+            "id",
+            sqlite_where=text(PENDING_ROW),
+            postgresql_where=text(PENDING_ROW),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Delete,
     Dialect,
     Insert,
     Row,
@@ -42,12 +43,14 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.expression import FromClause
 
 from suppress.addresses import InvalidAddress, domain_of, normalise_and_hash
 from suppress.csvfiles import sniff_separator
-from suppress.database import DirectTransaction, Prepared
+from suppress.database import Bulk, DirectTransaction, Prepared, raw_cursor
 from suppress.domains import DomainRule, DomainRules, covering_patterns, normalise_pattern
 from suppress.models import (
     GLOBAL_SCOPE,
@@ -276,35 +279,40 @@ def suppress_hashed(
     """``suppress`` on a direct transaction for addresses already normalised and hashed, each
     address and scope at most once; how many rows were written, each with its audit entry.
 
-    The upserts go in one batch and their audit entries in another: on PostgreSQL each batch is
-    one round trip. A scope must exist; a row for one that does not is skipped.
+    One statement writes every row and one more their audit entries, however many there are
+    (a row for a scope that does not exist is skipped). Each address and scope at most once:
+    PostgreSQL refuses an upsert that would change one row twice.
     """
+    if not wanted:
+        return 0
+    now = utcnow()
     rows = [
-        _written_row(
-            hashed.email,
+        (
             hashed.email_hash,
+            hashed.email,
             hashed.scope,
             check_reason(hashed.reason),
             source,
             None,
+            now,
             hashed.expires_at,
         )
         for hashed in wanted
     ]
+    dialect = transaction.dialect
+    written = transaction.run_bulk(_HASHED_UPSERT.ready(dialect, rows))
+    # A row keeps its first ``created_at`` unless this upsert added it (or renewed a lapsed one).
+    added_at = _HASHED_UPSERT.bound(dialect, "created_at", now)
+    actions = {
+        (digest, scope): "suppression.add" if created_at == added_at else "suppression.update"
+        for digest, scope, created_at in written
+    }
     entries = [
-        _audit_entry(
-            source,
-            "suppression.add" if written[0][2] else "suppression.update",
-            row["email_hash"],
-            row["scope"],
-            row["reason"],
-            source,
-        )
-        for row, written in zip(rows, transaction.run_each(_DIRECT_UPSERT, rows), strict=True)
-        if written
+        (now, source, actions[row[0], row[2]], row[0], row[2], row[3], source)
+        for row in rows
+        if (row[0], row[2]) in actions
     ]
-    if entries:
-        transaction.run_many(_DIRECT_AUDIT_INSERT, entries)
+    transaction.run_bulk(_HASHED_AUDIT.ready(dialect, entries))
     return len(entries)
 
 
@@ -313,40 +321,89 @@ def lift_unsubscribes(
 ) -> int:
     """Undo unsubscribes, and only unsubscribes, on a direct transaction: what a provider's
     re-subscribe event may do (a complaint, bounce or objection stays); how many were lifted,
-    each with its audit entry. Each address and scope at most once."""
-    keys = [{"email_hash": hashed.email_hash, "scope": hashed.scope} for hashed in wanted]
-    entries = [
-        _audit_entry(
-            actor, "suppression.lift", key["email_hash"], key["scope"], "unsubscribed", lifted[0][0]
+    each with its audit entry. One statement lifts them all, one more writes the entries."""
+    if not wanted:
+        return 0
+    keys = [(hashed.email_hash, hashed.scope) for hashed in wanted]
+    lifted = {
+        (digest, scope): source
+        for digest, scope, source in transaction.run_bulk(
+            _LIFT_UNSUBSCRIBES.ready(transaction.dialect, keys)
         )
-        for key, lifted in zip(keys, transaction.run_each(_LIFT_UNSUBSCRIBE, keys), strict=True)
-        if lifted
+    }
+    now = utcnow()
+    entries = [
+        (now, actor, "suppression.lift", *key, "unsubscribed", lifted[key])
+        for key in keys
+        if key in lifted
     ]
-    if entries:
-        transaction.run_many(_DIRECT_AUDIT_INSERT, entries)
+    transaction.run_bulk(_HASHED_AUDIT.ready(transaction.dialect, entries))
     return len(entries)
 
 
+def _hashed_upsert(dialect: Dialect, incoming: FromClause) -> Insert:
+    """The upsert of the ``incoming`` rows whose scope is global or names a list."""
+    known = or_(
+        incoming.c.scope == literal_column(f"'{GLOBAL_SCOPE}'"),
+        incoming.c.scope.in_(select(MailingList.slug)),
+    )
+    rows = select(*(incoming.c[name] for name in WRITTEN_COLUMNS)).where(known)
+    columns = Suppression.__table__.c
+    return _upsert(dialect, rows).returning(columns.email_hash, columns.scope, columns.created_at)
+
+
+def _lift_unsubscribes(dialect: Dialect, incoming: FromClause) -> Delete:
+    columns = Suppression.__table__.c
+    return (
+        delete(Suppression)
+        .where(
+            tuple_(columns.email_hash, columns.scope).in_(
+                select(incoming.c.email_hash, incoming.c.scope)
+            ),
+            columns.reason == literal_column("'unsubscribed'"),
+        )
+        .returning(columns.email_hash, columns.scope, columns.source)
+    )
+
+
+def _audit_rows(dialect: Dialect, incoming: FromClause) -> Insert:
+    """Audit entries from the ``incoming`` rows, their detail built in SQL (a JSON value does
+    not bind as an array element)."""
+    build = func.json_build_object if dialect.name == "postgresql" else func.json_object
+    detail = build(
+        literal_column("'reason'"), incoming.c.reason, literal_column("'source'"), incoming.c.source
+    )
+    given = [incoming.c[name] for name in ("at", "actor", "action", "email_hash", "scope")]
+    return insert(AuditEntry.__table__).from_select(
+        ("at", "actor", "action", "email_hash", "scope", "why", "detail"),
+        select(*given, null(), detail),
+    )
+
+
+_HASHED_UPSERT = Bulk(
+    {name: Suppression.__table__.c[name].type for name in WRITTEN_COLUMNS}, _hashed_upsert
+)
+_LIFT_UNSUBSCRIBES = Bulk(
+    {name: Suppression.__table__.c[name].type for name in ("email_hash", "scope")},
+    _lift_unsubscribes,
+)
+_HASHED_AUDIT = Bulk(
+    {
+        **{
+            name: AuditEntry.__table__.c[name].type
+            for name in ("at", "actor", "action", "email_hash", "scope")
+        },
+        "reason": Suppression.__table__.c.reason.type,
+        "source": Suppression.__table__.c.source.type,
+    },
+    _audit_rows,
+)
+
+
 def _written_columns(created_at: ColumnElement[Any]) -> tuple[ColumnElement[Any], ...]:
-    """What a direct upsert hands back: the row's key, and whether it was newly added."""
+    """What a link's upsert hands back: the row's key, and whether it was newly added."""
     columns = Suppression.__table__.c
     return (columns.email_hash, columns.scope, columns.created_at == created_at)
-
-
-_DIRECT_UPSERT = Prepared(
-    lambda dialect: _upsert(dialect, _bound_row_in_known_scope()).returning(
-        *_written_columns(bindparam("created_at", type_=Suppression.__table__.c.created_at.type))
-    )
-)
-_LIFT_UNSUBSCRIBE = Prepared(
-    delete(Suppression)
-    .where(
-        Suppression.email_hash == bindparam("email_hash"),
-        Suppression.scope == bindparam("scope"),
-        Suppression.reason == literal_column("'unsubscribed'"),
-    )
-    .returning(Suppression.source)
-)
 
 
 def _link_upsert(to_list: bool) -> Prepared:
@@ -605,7 +662,7 @@ def import_suppressions(
     fixed = {"source": source, "created_at": created_at, "expires_at": None}
     rows = _valid_rows(records, known_scopes(), fixed, report, on_reject)
     for batch in _batches(rows, batch_size):
-        cursor = db.session.connection().connection.cursor()
+        cursor = raw_cursor(db.session.connection().connection, dialect)
         cursor.executemany(compiled.sql, [as_parameters(row) for row in batch])
         report.written += cursor.rowcount
         report.unchanged += len(batch) - cursor.rowcount

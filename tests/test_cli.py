@@ -423,7 +423,16 @@ def record_sample_events():
     rules = Rules.from_config(current_app.config)
     at = datetime(2026, 11, 2, 8, 30, tzinfo=UTC)
     sample = [
-        Event("mailgun", "e1", "delivered", "a@b.fi", at, "delivered", message_id="m1"),
+        Event(
+            "mailgun",
+            "e1",
+            "delivered",
+            "a@b.fi",
+            at,
+            "delivered",
+            message_id="m1",
+            sender="Uutiset <news@Yritys.fi>",
+        ),
         Event("mailgun", "e2", "bounced", "a@b.fi", at, "failed", bounce_class="hard"),
         Event("sendgrid", "e3", "opened", "c@d.fi", at, "open", machine=True),
     ]
@@ -458,6 +467,7 @@ def test_events_export_writes_one_json_object_per_event(runner):
         "campaign": None,
         "message_id": "m1",
         "url": None,
+        "sender_domain": "yritys.fi",
     }
     assert records[2]["address"] is None  # not in the register
     assert records[2]["machine"] is True

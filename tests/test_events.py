@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from suppress.addresses import email_hash
 from suppress.events import Rules, record_events
+from suppress.events.rows import sender_domain
 from suppress.lists import create_list, ensure_address
 from suppress.models import Address, AuditEntry, Suppression, db
 from suppress.models import Event as StoredEvent
@@ -258,6 +259,34 @@ def test_the_event_log_holds_the_hash_not_the_address(app):
     assert MATTI not in repr(stored.__dict__)
 
 
+@pytest.mark.parametrize(
+    ("sender", "domain"),
+    [
+        ("Name <news@Yritys.FI>", "yritys.fi"),
+        ("news@Yritys.FI.", "yritys.fi"),
+        ("Yritys.FI", "yritys.fi"),
+        (None, None),
+        ("", None),
+        ("not an address", None),
+        ("Name <>", None),
+        ("news@", None),
+        ("undisclosed-recipients:;", None),
+    ],
+)
+def test_the_sending_domain_is_the_lower_cased_domain_of_the_sender(sender, domain):
+    assert sender_domain(sender) == domain
+
+
+@pytest.mark.parametrize("kind", ["delivered", "complained"])
+@pytest.mark.parametrize(
+    ("sender", "domain"), [("Name <news@Yritys.FI>", "yritys.fi"), (None, None), ("<>", None)]
+)
+def test_the_event_log_keeps_the_sending_domain(app, kind, sender, domain):
+    """R-MBP-4: complaints and deliveries are counted per sending domain."""
+    record(event(kind, sender=sender))
+    assert [stored.sender_domain for stored in stored_events()] == [domain]
+
+
 def test_a_very_long_provider_id_is_kept_stable(app):
     long_id = "0100018c-" + "a" * 300 + ":matti@yritys.fi"
     record(event("delivered", provider_event_id=long_id))
@@ -298,6 +327,37 @@ def test_events_for_one_address_in_one_request_act_in_their_order(app, kinds, ex
     assert len(db.session.scalars(select(AuditEntry)).all()) == len(kinds) - (
         kinds[0] == "resubscribed"
     )
+
+
+ADD, UPDATE, LIFT = "suppression.add", "suppression.update", "suppression.lift"
+
+
+@pytest.mark.parametrize(
+    ("kinds", "actions"),
+    [
+        (["bounced", "resubscribed"], [ADD]),
+        (["unsubscribed", "bounced", "resubscribed"], [ADD, UPDATE]),
+        (["resubscribed", "unsubscribed", "bounced"], [ADD, UPDATE]),
+        (["unsubscribed", "resubscribed", "bounced"], [ADD, LIFT, ADD]),
+    ],
+)
+def test_a_bounce_and_a_resubscribe_in_one_request_keep_their_order(app, kinds, actions):
+    """A re-subscribe lifts only an unsubscribe, and only one that came before it."""
+    record(*(event(kind, bounce_class="hard" if kind == "bounced" else None) for kind in kinds))
+    assert suppressed() == {("global", "bounced", "webhook:test")}
+    assert db.session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all() == actions
+
+
+def test_soft_bounces_of_two_addresses_in_one_request_are_counted_apart(app):
+    """The third soft bounce suppresses only its own address, counted in the same statement."""
+    other = "liisa@yritys.fi"
+    record(soft_bounce(0), soft_bounce(1), event("bounced", other, bounce_class="soft"))
+    record(
+        soft_bounce(2),
+        event("bounced", other, bounce_class="soft", occurred_at=START + timedelta(days=2)),
+    )
+    rows = db.session.scalars(select(Suppression)).all()
+    assert [(row.email_hash, row.reason) for row in rows] == [(email_hash(MATTI), "soft_bounced")]
 
 
 def mixed_request(domain: str) -> list[Event]:

@@ -7,6 +7,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from suppress import suppressions
 from suppress.addresses import InvalidAddress, email_hash
+from suppress.database import direct_transaction
 from suppress.domains import InvalidPattern
 from suppress.lists import create_list
 from suppress.models import (
@@ -18,6 +19,7 @@ from suppress.models import (
     db,
 )
 from suppress.suppressions import (
+    Hashed,
     LiftRefused,
     NotSuppressed,
     UnknownReason,
@@ -25,7 +27,9 @@ from suppress.suppressions import (
     import_suppressions,
     is_suppressed,
     lift,
+    lift_unsubscribes,
     suppress,
+    suppress_hashed,
     suppressed_among,
 )
 
@@ -40,6 +44,64 @@ def add(address="a@b.fi", **kwargs):
 
 def audit_entries():
     return db.session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+
+
+def hashed(address: str, reason: str, scope: str = "global") -> Hashed:
+    return Hashed(address, email_hash(address), reason=reason, scope=scope)
+
+
+def test_hashed_suppressions_in_one_call_are_each_added_strengthened_or_left(app):
+    """One statement writes them all; each written row has its own audit entry, in order."""
+    add("weaker@b.fi", reason="unsubscribed")
+    add("stronger@b.fi", reason="complained")
+    wanted = [
+        hashed("new@b.fi", "bounced"),
+        hashed("weaker@b.fi", "complained"),
+        hashed("stronger@b.fi", "unsubscribed"),
+        hashed("new@b.fi", "unsubscribed", scope="no-such-list"),
+    ]
+    with direct_transaction() as transaction:
+        assert suppress_hashed(transaction, wanted, source="webhook:test") == 2
+    db.session.expire_all()
+    rows = db.session.scalars(select(Suppression).order_by(Suppression.email)).all()
+    assert [(row.email, row.scope, row.reason) for row in rows] == [
+        ("new@b.fi", "global", "bounced"),
+        ("stronger@b.fi", "global", "complained"),
+        ("weaker@b.fi", "global", "complained"),
+    ]
+    entries = [(entry.action, entry.email_hash, entry.detail) for entry in audit_entries()[2:]]
+    assert entries == [
+        (
+            "suppression.add",
+            email_hash("new@b.fi"),
+            {"reason": "bounced", "source": "webhook:test"},
+        ),
+        (
+            "suppression.update",
+            email_hash("weaker@b.fi"),
+            {"reason": "complained", "source": "webhook:test"},
+        ),
+    ]
+
+
+def test_lifting_unsubscribes_in_one_call_lifts_only_unsubscribes(app):
+    add("unsubscribed@b.fi", reason="unsubscribed", source="one-click")
+    add("complained@b.fi", reason="complained")
+    wanted = [
+        hashed(address, "unsubscribed")
+        for address in ("unsubscribed@b.fi", "complained@b.fi", "none@b.fi")
+    ]
+    with direct_transaction() as transaction:
+        assert lift_unsubscribes(transaction, wanted, actor="webhook:test") == 1
+    assert not is_suppressed("unsubscribed@b.fi")
+    assert is_suppressed("complained@b.fi")
+    entry = audit_entries()[-1]
+    assert (entry.actor, entry.action, entry.email_hash, entry.detail) == (
+        "webhook:test",
+        "suppression.lift",
+        email_hash("unsubscribed@b.fi"),
+        {"reason": "unsubscribed", "source": "one-click"},
+    )
 
 
 def test_suppress_stores_the_normalised_address_and_its_hash(app):

@@ -54,4 +54,5 @@ def exported_events(
             "campaign": stored.campaign,
             "message_id": stored.message_id,
             "url": stored.url,
+            "sender_domain": stored.sender_domain,
         }

@@ -10,6 +10,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from email.utils import parseaddr
 from typing import Any
 
 from suppress.addresses import InvalidAddress, normalise_and_hash
@@ -22,6 +23,8 @@ POLICY_CODES = re.compile(
     r"(?<![\d.])(?:4\.7\.(?:23|27|29|30|31|32)|5\.7\.(?:1|25|26|27|29|30|515))(?![\d.])"
 )
 ID_LENGTH = 255
+# A host name: two or more dot-separated labels of letters, digits and hyphens (any script).
+DOMAIN = re.compile(r"[\w-]+(?:\.[\w-]+)+")
 TEXT_LIMIT = 2000
 COLUMNS = tuple(column.name for column in StoredEvent.__table__.c if column.name != "id")
 
@@ -61,6 +64,7 @@ def row_of(provider: str, event: Event, received_at: datetime) -> Row:
         "ip": _clip(event.ip, 64),
         "user_agent": _clip(event.user_agent),
         "machine": event.machine,
+        "sender_domain": sender_domain(event.sender),
         "occurred_at": event.occurred_at,
         "received_at": received_at,
     }
@@ -75,6 +79,18 @@ def _address(recipient: str | None) -> tuple[str | None, str | None]:
         return normalise_and_hash(recipient)
     except InvalidAddress:
         return None, None
+
+
+def sender_domain(sender: str | None) -> str | None:
+    """The domain a sender address is at, in lower case: ``"Uutiset <news@Yritys.fi>"`` is
+    ``yritys.fi``. A bare domain stands for itself; anything else with no domain is none."""
+    if not sender:
+        return None
+    address = parseaddr(sender)[1] or sender
+    domain = address.rpartition("@")[2].strip().strip(".").lower()
+    if not DOMAIN.fullmatch(domain):
+        return None
+    return domain[:ID_LENGTH]
 
 
 def _is_policy(diagnostic: str | None) -> bool:

@@ -6,24 +6,26 @@ list we know; a re-subscribe lifts only an unsubscribe; the third soft bounce wi
 with no delivery in between suppresses for a while (``soft_bounced``); a bounce caused by the
 sender's own set-up (RULES.md R-MBP-6) suppresses nobody.
 
-Each event's action is decided first, with one batch of reads for the whole request; the
-actions then run in rounds, the n-th action on an address and scope in round n, so that a
-request holding several events for one address ends exactly as if they had come one by one,
-while the usual request (each address once) is a single round: one batch of writes and one of
-audit entries (``suppressions.suppress_hashed``).
+Each event's action is decided first, with two reads for the whole request (the soft bounces
+that add up, the lists named); the actions then run in rounds, the n-th action on an address
+and scope in round n, so that a request holding several events for one address ends exactly as
+if they had come one by one, while the usual request (each address once) is a single round:
+one statement writing every suppression and one their audit entries
+(``suppressions.suppress_hashed``), however many events the request holds.
 """
 
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, literal_column, select
+from sqlalchemy import Dialect, Select, func, literal_column, select, true
+from sqlalchemy.sql.expression import FromClause
 
 from suppress import suppressions
-from suppress.database import DirectTransaction, Prepared
+from suppress.database import Bulk, DirectTransaction
 from suppress.events.rows import Row
 from suppress.models import GLOBAL_SCOPE, MailingList
 from suppress.models import Event as StoredEvent
@@ -77,10 +79,10 @@ def apply_rules(
     worn_out = _soft_bounces_add_up(transaction, acting, rules)
     lists = _known_lists(transaction, acting)
     actions = [_action(provider, row, rules, worn_out, lists) for row in acting]
-    for actions_ in _rounds([action for action in actions if action is not None]):
-        wanted = [action.wanted for action in actions_ if not action.lift]
+    for turn in _rounds([action for action in actions if action is not None]):
+        wanted = [action.wanted for action in turn if not action.lift]
         suppressions.suppress_hashed(transaction, wanted, source=source)
-        lifted = [action.wanted for action in actions_ if action.lift]
+        lifted = [action.wanted for action in turn if action.lift]
         suppressions.lift_unsubscribes(transaction, lifted, actor=source)
 
 
@@ -118,38 +120,33 @@ def _soft_bounces_add_up(
 ) -> set[str]:
     """The bounces (by event id) that are at least the limit-th soft bounce within the window
     since the last delivery: one full mailbox or a greylisting server must not suppress anyone.
+    One statement counts for every bounce of the request.
     """
-    bounces = [
-        row
+    soft = [
+        row.values
         for row in acting
         if row.values["type"] == "bounced" and row.values["bounce_class"] not in ("hard", "policy")
     ]
-    if not bounces:
-        return set()
+    window = rules.soft_bounce_window
     windows = [
-        _window(row.values["email_hash"], row.values["occurred_at"], rules) for row in bounces
+        (
+            values["provider_event_id"],
+            values["email_hash"],
+            values["occurred_at"] - window,
+            values["occurred_at"],
+        )
+        for values in soft
     ]
-    counts = transaction.run_each(_SOFT_BOUNCES, windows)
-    return {
-        row.values["provider_event_id"]
-        for row, found in zip(bounces, counts, strict=True)
-        if found[0][0] >= rules.soft_bounce_limit
-    }
-
-
-def _window(digest: str, until: datetime, rules: Rules) -> dict[str, Any]:
-    return {"email_hash": digest, "since": until - rules.soft_bounce_window, "until": until}
+    counted = transaction.run_bulk(_SOFT_BOUNCES.ready(transaction.dialect, windows))
+    return {event_id for event_id, count in counted if count >= rules.soft_bounce_limit}
 
 
 def _known_lists(transaction: DirectTransaction, acting: list[Row]) -> set[str]:
-    """The lists named by the unsubscribes and re-subscribes that exist here."""
-    named = sorted(
-        {row.values["list_slug"] for row in acting if row.values["type"] in LISTED} - {None}
-    )
-    if not named:
-        return set()
-    found = transaction.run_each(_LIST_SLUG, [{"slug": slug} for slug in named])
-    return {slug for rows in found for (slug,) in rows}
+    """The lists named by the unsubscribes and re-subscribes that exist here, in one query."""
+    named = {row.values["list_slug"] for row in acting if row.values["type"] in LISTED} - {None}
+    slugs = [(slug,) for slug in named]
+    found = transaction.run_bulk(_LIST_SLUGS.ready(transaction.dialect, slugs))
+    return {slug for (slug,) in found}
 
 
 def _rounds(actions: list[_Action]) -> list[list[_Action]]:
@@ -165,22 +162,47 @@ def _rounds(actions: list[_Action]) -> list[list[_Action]]:
     return rounds
 
 
-_LAST_DELIVERY = (
-    select(func.max(StoredEvent.occurred_at))
-    .where(
-        StoredEvent.email_hash == bindparam("email_hash"),
-        StoredEvent.type == literal_column("'delivered'"),
+def _soft_bounce_counts(dialect: Dialect, incoming: FromClause) -> Select:
+    """Each incoming bounce's id, and the soft bounces to its address in its window after the
+    address's last delivery (itself included: the INSERT storing it came first)."""
+    events, delivered = StoredEvent.__table__, StoredEvent.__table__.alias("delivered")
+    last_delivery = (
+        select(func.max(delivered.c.occurred_at))
+        .where(
+            delivered.c.email_hash == incoming.c.email_hash,
+            delivered.c.type == literal_column("'delivered'"),
+        )
+        .correlate(incoming)
+        .scalar_subquery()
     )
-    .scalar_subquery()
-)
-_SOFT_BOUNCES = Prepared(
-    select(func.count()).where(
-        StoredEvent.email_hash == bindparam("email_hash"),
-        StoredEvent.type == literal_column("'bounced'"),
-        StoredEvent.bounce_class == literal_column("'soft'"),
-        StoredEvent.occurred_at > bindparam("since", type_=StoredEvent.occurred_at.type),
-        StoredEvent.occurred_at <= bindparam("until", type_=StoredEvent.occurred_at.type),
-        func.coalesce(StoredEvent.occurred_at > _LAST_DELIVERY, True),
+    count = (
+        select(func.count())
+        .where(
+            events.c.email_hash == incoming.c.email_hash,
+            events.c.type == literal_column("'bounced'"),
+            events.c.bounce_class == literal_column("'soft'"),
+            events.c.occurred_at > incoming.c.since,
+            events.c.occurred_at <= incoming.c.until,
+            func.coalesce(events.c.occurred_at > last_delivery, true()),
+        )
+        .correlate(incoming)
+        .scalar_subquery()
     )
+    return select(incoming.c.provider_event_id, count)
+
+
+_SOFT_BOUNCES = Bulk(
+    {
+        "provider_event_id": StoredEvent.__table__.c.provider_event_id.type,
+        "email_hash": StoredEvent.__table__.c.email_hash.type,
+        "since": StoredEvent.__table__.c.occurred_at.type,
+        "until": StoredEvent.__table__.c.occurred_at.type,
+    },
+    _soft_bounce_counts,
 )
-_LIST_SLUG = Prepared(select(MailingList.slug).where(MailingList.slug == bindparam("slug")))
+_LIST_SLUGS = Bulk(
+    {"slug": MailingList.__table__.c.slug.type},
+    lambda dialect, incoming: select(MailingList.slug).where(
+        MailingList.slug.in_(select(incoming.c.slug))
+    ),
+)

@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from werkzeug.datastructures import Headers, MultiDict
 
@@ -45,7 +45,10 @@ class Event:
     provider's bounce text, from which ``events.py`` recognises sender-side policy blocks
     (RULES.md R-MBP-6). ``list_ref`` is the provider's own id of the list or group an event
     concerns; ``list_slug`` is our list's slug when the provider's settings map that id to one.
-    An unsubscribe without a ``list_slug`` is honoured everywhere.
+    An unsubscribe without a ``list_slug`` is honoured everywhere. ``sender`` is the From
+    address (or the envelope sender where the provider reports no From): mailbox providers
+    judge complaint rates per sending domain (RULES.md R-MBP-4), so the event log keeps its
+    domain.
     """
 
     provider: str
@@ -64,6 +67,7 @@ class Event:
     ip: str | None = None
     user_agent: str | None = None
     machine: bool | None = None
+    sender: str | None = None
 
     def __post_init__(self) -> None:
         if self.type not in EVENT_TYPES:
@@ -122,13 +126,14 @@ class Malformed(ValueError):
     """The body is not what the provider documents: answered 400 with the reason, stored never."""
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     """One suppression a destination must learn of, or with ``lift`` forget.
 
     ``key`` identifies the change in the Outcome the provider hands back. ``reason`` is ours
     (``unsubscribed``, ``complained``, ``bounced``...); a provider maps it to the nearest kind
     its API can record. ``on_list`` means the suppression covers only the destination's list.
+    A named tuple, as is an Outcome: a push makes a thousand of each, and a frozen dataclass
+    costs over twice as much to build.
     """
 
     key: int
@@ -143,8 +148,7 @@ REFUSED = "refused"
 PENDING = "pending"
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What the provider said of one change: accepted, refused for good (with its words), or
     pending (not settled yet: try again later)."""
 
@@ -414,6 +418,19 @@ def load_json(body: bytes) -> Any:
 def nonblank(value: Any) -> str | None:
     """A string field as sent; None when it is absent, blank or not a string."""
     return value if isinstance(value, str) and value.strip() else None
+
+
+def sender_of(*candidates: Any) -> str | None:
+    """The first candidate that names a sender, best first (the From header, then the envelope
+    sender): a non-blank string, or a list whose first item is one (a From header may list
+    several authors; the first stands for the message). None when none does: an odd value never
+    costs the event."""
+    for candidate in candidates:
+        if isinstance(candidate, list):
+            candidate = candidate[0] if candidate else None
+        if nonblank(candidate):
+            return candidate
+    return None
 
 
 def optional_text(record: Mapping[str, Any], key: str) -> str | None:

@@ -221,6 +221,9 @@ class Brevo(Provider):
                 url=optional_text(record, "link") or optional_text(record, "URL"),
                 user_agent=optional_text(record, "user_agent"),
                 machine=True if raw_type in PROXY_OPENS else None,
+                # docs/transactional-webhooks shows ``sender_email`` in its proxy-open example;
+                # its Sent example and every docs/marketing-webhooks example carry none.
+                sender=optional_text(record, "sender_email"),
             )
 
     @classmethod

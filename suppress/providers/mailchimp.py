@@ -153,6 +153,8 @@ class Mailchimp(Provider):
                 list_slug=self.list_slugs.get(list_ref),
                 campaign=form.get("data[campaign_id]") or None,
                 ip=form.get("data[ip_opt]") or None,
+                # No sender: audience webhooks ("About Webhooks") report changes to members and
+                # campaigns, never a message's From.
             )
         ]
 

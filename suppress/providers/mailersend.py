@@ -137,6 +137,9 @@ class Activity:
     url: str | None
     ip: str | None
     user_agent: str | None
+    # Only the nested shape names the sender (Webhooks "Payload example", ``email.from``); the
+    # flat shape, as anymail's tests record it, carries none.
+    sender: str | None = None
 
 
 class MailerSend(Provider):
@@ -211,6 +214,7 @@ class MailerSend(Provider):
                 url=activity.url,
                 ip=activity.ip,
                 user_agent=activity.user_agent,
+                sender=activity.sender,
             )
         ]
 
@@ -297,6 +301,7 @@ def _nested(data: dict) -> Activity:
         url=nonblank(morph.get("url")),
         ip=nonblank(morph.get("ip")),
         user_agent=nonblank(morph.get("user_agent")),
+        sender=nonblank(email.get("from")),
     )
 
 

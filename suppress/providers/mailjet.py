@@ -197,6 +197,8 @@ class Mailjet(Provider):
             url=optional_text(record, "url"),
             ip=optional_text(record, "ip"),
             user_agent=optional_text(record, "agent"),
+            # No sender: no event of the Event API ("Event types") names the From or envelope
+            # sender.
         )
 
 

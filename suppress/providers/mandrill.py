@@ -224,6 +224,9 @@ class Mandrill(Provider):
             diagnostic=_diagnostic(msg),
             message_id=message_id,
             campaign=_campaign(msg.get("metadata")),
+            # "Webhook Format", msg: ``sender`` is the sender address of the message; no
+            # envelope sender is reported besides it.
+            sender=nonblank(msg.get("sender")),
             **_engagement(item),
         )
 
@@ -238,6 +241,7 @@ class Mandrill(Provider):
             recipient=recipient,
             occurred_at=from_epoch(item.get("ts")),
             raw_type=raw,
+            # No sender: the entry's own ``sender`` scopes a denylist entry, names no message.
         )
 
 

@@ -188,6 +188,9 @@ class Postal(Provider):
                 url=nonblank(payload.get("url")),
                 ip=nonblank(payload.get("ip_address")),
                 user_agent=nonblank(payload.get("user_agent")),
+                # Webhooks message object: ``from`` is Postal's mail_from (message_db/message.rb,
+                # webhook_hash), the envelope sender it was given; it reports no From header.
+                sender=nonblank(message.get("from")) if message else None,
             )
         ]
 

@@ -211,6 +211,9 @@ class Postmark(Provider):
                 url=optional_text(record, "OriginalLink"),
                 ip=geo_ip(record),
                 user_agent=optional_text(record, "UserAgent"),
+                # developer/webhooks: only the bounce and spam-complaint webhooks carry From;
+                # the delivery, open, click and subscription-change ones name no sender.
+                sender=optional_text(record, "From"),
             )
         ]
 

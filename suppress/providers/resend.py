@@ -272,6 +272,9 @@ def _details(raw_type: str, data: dict) -> dict[str, Any]:
         "message_id": nonblank(data.get("email_id")),
         "campaign": nonblank(data.get("broadcast_id")),
     }
+    if raw_type.startswith("email."):
+        # "Event Types", common email parameters: ``from`` is the sender as "Name <address>".
+        details["sender"] = nonblank(data.get("from"))
     if raw_type == "email.bounced":
         bounce = _object(data, "bounce")
         details["bounce_class"] = BOUNCE_CLASSES.get(bounce.get("type"), "hard")

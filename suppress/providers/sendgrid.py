@@ -254,6 +254,8 @@ class SendGrid(Provider):
             list_ref=list_ref,
             list_slug=self.group_slugs.get(list_ref) if list_ref else None,
             campaign=scalar_text(item.get(CAMPAIGN_ARGUMENT) or item.get("marketing_campaign_id")),
+            # No sender: no property in the Event Webhook Reference names the From or envelope
+            # sender, and custom arguments carry only what the sender chose to add.
             **_engagement(item, raw),
         )
 

@@ -39,6 +39,7 @@ from suppress.providers.base import (
     load_json,
     nonblank,
     refused,
+    sender_of,
     synthetic_id,
     text,
     url,
@@ -303,7 +304,16 @@ class SparkPost(Provider):
             url=nonblank(fields.get("target_link_url")),
             ip=nonblank(fields.get("ip_address")) if engagement else None,
             user_agent=nonblank(fields.get("user_agent")),
+            sender=_sender(event_class, fields),
         )
+
+
+def _sender(event_class: str, fields: dict[str, Any]) -> str | None:
+    """Webhooks "Webhook Event Types": ``friendly_from`` is the From header, ``msg_from`` the
+    envelope sender. A relay event's ``msg_from`` is whoever wrote to our inbound address."""
+    if event_class not in RECIPIENT_CLASSES:
+        return None
+    return sender_of(fields.get("friendly_from"), fields.get("msg_from"))
 
 
 def _scope(account: Account) -> dict[str, str]:

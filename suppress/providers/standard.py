@@ -37,6 +37,7 @@ from suppress.providers.base import (
     same,
     seconds,
     secrets_list,
+    sender_of,
     text,
 )
 
@@ -49,6 +50,9 @@ PUBLIC_KEY_PREFIX = "whpk_"
 # webhooks manually"), and white-labelled Svix senders use webhook-*.
 HEADER_FAMILIES = ("webhook", "svix")
 DEFAULT_RECIPIENT_PATH = "data.email"
+# Spec "Payload structure" fixes no field for the sender; Svix-style email senders (Resend's
+# "Event Types") put the From address at data.from beside the recipient.
+DEFAULT_SENDER_PATH = "data.from"
 
 
 @dataclass(frozen=True)
@@ -216,6 +220,12 @@ class Standard(Provider):
             dotted_path,
             "Dotted path to the recipient in the JSON body; a list there gives one event each.",
         ),
+        "SENDER_PATH": Setting(
+            DEFAULT_SENDER_PATH,
+            dotted_path,
+            "Dotted path to the sender (the From address) in the JSON body; events without "
+            "one there are kept without a sending domain.",
+        ),
     }
 
     def verify(self, delivery: Delivery) -> None:
@@ -237,6 +247,7 @@ class Standard(Provider):
         family = header_family(delivery.headers)
         message_id = delivery.headers[f"{family}-id"]
         occurred_at = _event_time(document, delivery.headers[f"{family}-timestamp"])
+        sender = sender_of(_follow(document, self.settings["SENDER_PATH"].split(".")))
         return [
             Event(
                 provider=self.slug,
@@ -246,6 +257,7 @@ class Standard(Provider):
                 occurred_at=occurred_at,
                 raw_type=raw_type,
                 bounce_class=bounce_class,
+                sender=sender,
             )
             for recipient in recipients
         ]

@@ -49,7 +49,8 @@ PATIENCE_S = 60
 
 class UnsteadyMailgun(FakeMailgun):
     """FakeMailgun whose writes, counted as they arrive, can fail from a given one on until it
-    recovers, or wait in flight from a given one on until the test releases them."""
+    recovers, or wait in flight from a given one on until the test releases them all or lets
+    some of them through."""
 
     def __init__(self, server: HTTPServer, **keys: str) -> None:
         super().__init__(server, **keys)
@@ -58,6 +59,7 @@ class UnsteadyMailgun(FakeMailgun):
         self.held_from: int | None = None
         self.released = threading.Event()
         self.released.set()
+        self.passes = threading.Semaphore(0)
 
     def handle(self, request: Request) -> Response:
         if request.method != "POST":
@@ -66,7 +68,7 @@ class UnsteadyMailgun(FakeMailgun):
             self.arrived += 1
             number = self.arrived
         if self.held_from is not None and number >= self.held_from:
-            self.released.wait(PATIENCE_S)
+            self.wait_until_let_through()
         if self.down_from is not None and number >= self.down_from:
             return reply({"message": "Internal Server Error"}, 500)
         return super().handle(request)
@@ -77,6 +79,17 @@ class UnsteadyMailgun(FakeMailgun):
 
     def release(self) -> None:
         self.released.set()
+
+    def let_through(self, calls: int) -> None:
+        """Answer ``calls`` of the writes held in flight (or held next), whichever wait first."""
+        for _ in range(calls):
+            self.passes.release()
+
+    def wait_until_let_through(self) -> None:
+        deadline = time.monotonic() + PATIENCE_S
+        while not self.released.is_set() and time.monotonic() < deadline:
+            if self.passes.acquire(timeout=0.01):
+                return
 
     def held(self) -> set[str]:
         return set(self.tables["unsubscribes"])
@@ -216,9 +229,13 @@ def test_a_provider_down_from_the_second_batch_gets_every_suppression_once_it_re
 def test_a_worker_killed_mid_run_loses_nothing_and_the_next_one_finishes(
     destination, mailgun, start_worker
 ):
-    # Each share's first call is answered; its second is held in flight.
-    mailgun.hold_from(SHARES + 1)
+    # Each share's first call is answered; its second is held in flight. The first calls are let
+    # through only once all are in flight: a share whose first call was answered at once could
+    # otherwise make its second before another share's first had arrived.
+    mailgun.hold_from(1)
     killed = start_worker()
+    wait_until(lambda: mailgun.arrived == SHARES, "each share's first call is in flight")
+    mailgun.let_through(SHARES)
     wait_until(
         lambda: mailgun.arrived == 2 * SHARES and outbox().get("accepted") == SHARES * BATCH,
         "the first calls are recorded and the next ones in flight",

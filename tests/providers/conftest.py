@@ -25,7 +25,8 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -587,19 +588,30 @@ def sync_to(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     return point
 
 
-@pytest.fixture
-def account(app: Flask) -> Any:
-    """The Account the sync job builds for a destination (one not stored), closed afterwards."""
+@contextmanager
+def closing_accounts() -> Iterator[Callable[[Destination, Mapping[str, Any]], Account]]:
+    """Accounts built as the sync job builds them, each API client closed at the end."""
     opened: list[Account] = []
 
-    def build(provider: str, *, target: str | None = None, list_slug: str | None = None):
-        named = Destination(name="test", provider=provider, target=target, list_slug=list_slug)
-        opened.append(sync.account_for(named, app.config))
+    def build(destination: Destination, config: Mapping[str, Any]) -> Account:
+        opened.append(sync.account_for(destination, config))
         return opened[-1]
 
     yield build
     for made in opened:
         made.api.close()
+
+
+@pytest.fixture
+def account(app: Flask) -> Iterator[Callable[..., Account]]:
+    """The Account the sync job builds for a destination (one not stored)."""
+    with closing_accounts() as build:
+
+        def of(provider: str, *, target: str | None = None, list_slug: str | None = None):
+            named = Destination(name="test", provider=provider, target=target, list_slug=list_slug)
+            return build(named, app.config)
+
+        yield of
 
 
 @pytest.fixture
@@ -643,31 +655,27 @@ def suppression_list(app: Flask) -> Callable[[], set[tuple[str | None, str, str]
 @pytest.fixture
 def account_of() -> Iterator[Callable[..., Account]]:
     """``account_of(slug, url, target, list_slug, api_key=...)``: the account of an
-    unsaved destination reaching a fake API at ``url``, built as the sync job builds it but
-    without retries; every client is closed after the test."""
-    opened: list[Account] = []
+    unsaved destination reaching a fake API at ``url``, without retries."""
+    with closing_accounts() as build:
 
-    def build(
-        slug: str,
-        url: str,
-        target: str | None = None,
-        list_slug: str | None = None,
-        *,
-        api_key: str,
-    ) -> Account:
-        prefix = slug.upper()
-        config = {
-            f"{prefix}_API_KEY": api_key,
-            f"{prefix}_API_URL": url,
-            "SYNC_TIMEOUT": 5,
-            "SYNC_RETRIES": 0,
-        }
-        destination = Destination(
-            name=f"{slug}-fi", provider=slug, target=target, list_slug=list_slug
-        )
-        opened.append(sync.account_for(destination, config))
-        return opened[-1]
+        def of(
+            slug: str,
+            url: str,
+            target: str | None = None,
+            list_slug: str | None = None,
+            *,
+            api_key: str,
+        ) -> Account:
+            prefix = slug.upper()
+            config = {
+                f"{prefix}_API_KEY": api_key,
+                f"{prefix}_API_URL": url,
+                "SYNC_TIMEOUT": 5,
+                "SYNC_RETRIES": 0,
+            }
+            destination = Destination(
+                name=f"{slug}-fi", provider=slug, target=target, list_slug=list_slug
+            )
+            return build(destination, config)
 
-    yield build
-    for account in opened:
-        account.api.close()
+        yield of

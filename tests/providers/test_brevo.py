@@ -121,6 +121,33 @@ def test_batched_array_fans_out_one_event_per_item():
     assert len({event.provider_event_id for event in events}) == 3
 
 
+def test_sender_email_names_the_sender():
+    (event,) = parse(payload("unique_proxy_open.json"))
+
+    assert event.sender == "news@example.com"
+
+
+def test_delivered_and_spam_without_sender_email_name_no_sender():
+    """R-MBP-4 needs the sending domain; a Brevo event without sender_email has none."""
+    events = parse(payload("batch.json"))
+
+    assert {(event.type, event.sender) for event in events[1:]} == {
+        ("delivered", None),
+        ("complained", None),
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "sender"),
+    [("news@example.com", "news@example.com"), (None, None), (42, None), ([], None)],
+)
+def test_a_delivered_or_spam_event_carrying_sender_email_keeps_it(value, sender):
+    for name in ("delivered", "spam"):
+        (event,) = parse(payload("hard_bounce.json", event=name, sender_email=value))
+
+        assert event.sender == sender
+
+
 def test_empty_batch_has_no_events():
     assert parse([]) == []
 

@@ -146,6 +146,12 @@ def test_cleaned_and_abuse_reports(name, kind, bounce_class, recipient):
     assert event.list_slug == "news"
 
 
+@pytest.mark.parametrize("name", ["cleaned-abuse.txt", "unsubscribe-abuse.txt", "campaign.txt"])
+def test_audience_events_name_no_sender(name):
+    """R-MBP-4 counts per sending domain, but audience webhooks carry no sender."""
+    assert {event.sender for event in parse(name)} == {None}
+
+
 def test_cleaned_reason_is_kept_as_the_bounce_text_and_an_unsubscribe_has_none():
     assert parse("cleaned-hard.txt")[0].diagnostic == "hard"
     assert parse("unsubscribe.txt")[0].diagnostic is None

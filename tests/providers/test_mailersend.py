@@ -94,6 +94,35 @@ def test_nested_shape_with_escaped_slashes_verifies_on_the_raw_bytes():
     assert event.occurred_at == datetime(2026, 3, 5, 13, 51, 52, 747000, tzinfo=UTC)
 
 
+def nested(raw_type: str, **email: object) -> bytes:
+    document = json.loads(payload("activity.soft_bounced-nested.json"))
+    document["type"] = raw_type
+    document["data"]["email"].update(email)
+    return json.dumps(document).encode()
+
+
+@pytest.mark.parametrize("raw_type", ["activity.delivered", "activity.spam_complaint"])
+def test_nested_delivered_and_complaint_name_the_emails_from_as_sender(raw_type):
+    """R-MBP-4: complaint rates are counted per sending domain."""
+    [event] = parse(nested(raw_type))
+
+    assert event.sender == "receipts@example.net"
+
+
+@pytest.mark.parametrize("value", [None, "", 42, {"email": "receipts@example.net"}])
+def test_a_from_that_is_not_text_is_no_sender(value):
+    [event] = parse(nested("activity.delivered", **{"from": value}))
+
+    assert event.sender is None
+
+
+@pytest.mark.parametrize("raw_type", ["activity.delivered", "activity.spam_complaint"])
+def test_flat_shape_names_no_sender(raw_type):
+    [event] = parse(retyped(raw_type))
+
+    assert event.sender is None
+
+
 def test_missing_signature_is_rejected():
     request = Delivery(
         method="POST", url=URL, headers=Headers(), body=payload("activity.delivered.json")

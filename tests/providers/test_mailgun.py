@@ -166,6 +166,32 @@ def test_click_carries_url_ip_and_user_agent_but_no_machine_verdict():
     assert event.machine is None
 
 
+@pytest.mark.parametrize("sample", ["delivered", "complained"])
+def test_delivered_and_complained_name_the_from_header_as_sender(sample):
+    """R-MBP-4: complaint rates are counted per sending domain."""
+    assert parsed(event_data(sample)).sender == "Uutiset <uutiset@mg.example.fi>"
+
+
+@pytest.mark.parametrize(
+    ("message", "envelope", "sender"),
+    [
+        (
+            {"headers": {"to": "aino.virtanen@example.fi"}},
+            {"sender": "bounce@mg.example.fi"},
+            "bounce@mg.example.fi",
+        ),
+        ("odd", {"sender": "bounce@mg.example.fi"}, "bounce@mg.example.fi"),
+        ({"headers": {"from": 12}}, "odd", None),
+        ({}, {"sender": ["bounce@mg.example.fi"]}, "bounce@mg.example.fi"),
+        ({}, {}, None),
+    ],
+)
+def test_sender_falls_back_to_the_envelope_and_never_fails(message, envelope, sender):
+    event = parsed(event_data("delivered", message=message, envelope=envelope))
+
+    assert event.sender == sender
+
+
 def test_rejected_event_without_recipient_falls_back_to_the_to_header():
     event = parsed(event_data("rejected"))
 

@@ -86,6 +86,12 @@ def test_authenticated_sample_verifies_and_parses_to_one_event(
     assert len(event.provider_event_id) == 64
 
 
+@pytest.mark.parametrize("name", ["sent.json", "grouped.json", "bounce.json", "unsub.json"])
+def test_no_event_names_a_sender_as_none_is_documented(name):
+    """R-MBP-4 counts per sending domain, but Mailjet's events carry no sender."""
+    assert {event.sender for event in parse(payload(name))} == {None}
+
+
 def test_sent_keeps_the_smtp_reply_message_id_and_campaign():
     (event,) = parse(payload("sent.json"))
 

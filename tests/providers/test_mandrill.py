@@ -189,6 +189,28 @@ def test_unknown_event_type_parses_to_unknown():
     assert (event.type, event.raw_type) == ("unknown", "teleport")
 
 
+def test_delivered_and_spam_name_the_messages_sender():
+    """R-MBP-4: complaint rates are counted per sending domain."""
+    events = provider().parse(signed(sample("events")))
+
+    senders = {e.type: e.sender for e in events}
+    assert senders["delivered"] == senders["complained"] == "kauppa@example.fi"
+
+
+@pytest.mark.parametrize("sender", [None, "", 42, ["kauppa@example.fi"]])
+def test_a_sender_that_is_not_text_is_none(sender):
+    msg = {"_id": "6f1e2a9c", "email": "aino.virtanen@example.fi", "sender": sender}
+
+    assert parsed_one(event="delivered", msg=msg).sender is None
+
+
+def test_sync_events_name_no_sender():
+    """A denylist entry's own sender scopes the entry; no message was sent."""
+    events = provider().parse(signed(sample("sync")))
+
+    assert {e.sender for e in events} == {None}
+
+
 def test_sync_events_parse_to_unknown_with_the_listed_address():
     events = provider().parse(signed(sample("sync")))
 

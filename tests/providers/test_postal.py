@@ -309,6 +309,22 @@ def test_bounce_is_about_the_original_message_at_the_bounces_time(provider):
     assert event.diagnostic == "Undelivered Mail Returned to Sender"
 
 
+@pytest.mark.parametrize("name", ["message-sent", "message-bounced"])
+def test_sender_is_the_original_messages_from(provider, name):
+    """R-MBP-4: complaint rates are counted per sending domain; a bounce names the message it
+    returns, not the bounce's MAILER-DAEMON."""
+    [event] = provider.parse(delivery(payload(name)))
+    assert event.sender == "news@example.fi"
+
+
+@pytest.mark.parametrize("value", [None, "", 42, ["news@example.fi"]])
+def test_a_from_that_is_not_text_is_no_sender(provider, value):
+    sent = document("message-sent")
+    sent["payload"]["message"]["from"] = value
+    [event] = provider.parse(delivery(body_of(sent)))
+    assert event.sender is None
+
+
 def test_click_keeps_url_ip_and_user_agent_at_the_time_postal_queued_it(provider):
     [event] = provider.parse(delivery(payload("message-link-clicked")))
     assert event.url == "https://example.fi/uutiset/maaliskuu"

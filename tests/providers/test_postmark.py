@@ -151,6 +151,27 @@ def test_open_and_click_carry_address_agent_and_link_but_no_machine_verdict():
     assert clicked.machine is None
 
 
+@pytest.mark.parametrize(
+    ("sample", "sender"),
+    [
+        ("spam_complaint.json", "news@example.com"),
+        ("bounce.json", "billing@example.com"),
+        ("delivery.json", None),
+        ("open.json", None),
+        ("subscription_change.json", None),
+    ],
+)
+def test_sender_is_the_from_only_bounce_and_complaint_records_carry(sample, sender):
+    """R-MBP-4: complaint rates are counted per sending domain; Postmark's delivery webhook
+    names no sender."""
+    assert parse_one(payload(sample)).sender == sender
+
+
+@pytest.mark.parametrize("value", [None, "", 42, ["news@example.com"], {"Email": "x@y.z"}])
+def test_a_from_that_is_not_text_is_no_sender(value):
+    assert parse_one(payload("spam_complaint.json", From=value)).sender is None
+
+
 def test_subscription_change_names_its_message_stream():
     """Postmark's suppressions are per message stream."""
     event = parse_one(payload("subscription_change.json"))

@@ -207,6 +207,27 @@ def test_every_recipient_in_to_gets_an_event_with_its_own_id():
     ]
 
 
+@pytest.mark.parametrize("raw_type", ["email.delivered", "email.complained"])
+def test_delivered_and_complained_name_the_from_as_sender(raw_type):
+    """R-MBP-4: complaint rates are counted per sending domain."""
+    [event] = parse(retyped("email.delivered.json", raw_type))
+
+    assert event.sender == "Example News <news@example.net>"
+
+
+@pytest.mark.parametrize("value", [None, "", 42, ["news@example.net"]])
+def test_a_from_that_is_not_text_is_no_sender(value):
+    [event] = parse(retyped("email.delivered.json", "email.delivered", **{"from": value}))
+
+    assert event.sender is None
+
+
+def test_contact_events_name_no_sender():
+    [event] = parse(payload("contact.updated.json"))
+
+    assert event.sender is None
+
+
 def test_contact_updated_to_unsubscribed_is_an_unsubscribe_from_its_audience():
     [event] = parse(payload("contact.updated.json"))
 

@@ -120,6 +120,14 @@ def test_signed_batch_verifies_and_parses_one_event_per_item():
     assert len({e.provider_event_id for e in events}) == len(events)
 
 
+def test_no_event_names_a_sender_as_none_is_documented():
+    """R-MBP-4 counts per sending domain, but SendGrid's events carry no sender."""
+    events = provider().parse(signed((PAYLOADS / "batch.json").read_bytes()))
+
+    assert {e.type for e in events} >= {"delivered", "complained"}
+    assert {e.sender for e in events} == {None}
+
+
 def test_bounce_diagnostic_carries_the_smtp_reply():
     """R-MBP-6: the reply text is kept so sender-side policy codes can be recognised."""
     events = provider().parse(signed((PAYLOADS / "batch.json").read_bytes()))

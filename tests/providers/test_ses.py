@@ -512,6 +512,30 @@ def test_complaint_keeps_the_feedback_type(provider, sns):
     assert (event.type, event.diagnostic) == ("complained", "abuse")
 
 
+@pytest.mark.parametrize("name", ["delivery", "complaint"])
+def test_delivery_and_complaint_name_the_from_header_as_sender(provider, sns, name):
+    """R-MBP-4: complaint rates are counted per sending domain."""
+    [event] = provider.parse(delivery(sns.notification(record(name))))
+    assert event.sender == "Uutiskirje <news@example.fi>"
+
+
+@pytest.mark.parametrize(
+    ("mail", "sender"),
+    [
+        ({"commonHeaders": {"to": ["erik@example.se"]}}, "bounces@example.fi"),
+        ({"commonHeaders": {"from": []}}, "bounces@example.fi"),
+        ({"commonHeaders": "odd"}, "bounces@example.fi"),
+        ({"commonHeaders": {"from": [42]}, "source": None}, None),
+        ({"commonHeaders": {"from": {"address": "x@example.fi"}}, "source": 7}, None),
+    ],
+)
+def test_sender_falls_back_to_the_envelope_and_never_fails(provider, sns, mail, sender):
+    document = record("delivery")
+    document["mail"] = {**document["mail"], "source": "bounces@example.fi", **mail}
+    [event] = provider.parse(delivery(sns.notification(document)))
+    assert event.sender == sender
+
+
 def test_open_applies_to_every_recipient_with_ip_and_user_agent(provider, sns):
     """SES does not say which recipient opened: every mail.destination gets the open."""
     events = provider.parse(delivery(sns.notification(record("open"))))

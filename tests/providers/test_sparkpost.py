@@ -219,6 +219,34 @@ def test_bounce_class_decides_hard_soft_or_other(provider, raw_type, code, type_
     assert (event.type, event.bounce_class) == (type_, bounce_class)
 
 
+def test_delivery_and_complaint_name_the_from_header_as_sender(provider):
+    """R-MBP-4: complaint rates are counted per sending domain."""
+    events = provider.parse(delivery(payload("batch.json")))
+    senders = {e.type: e.sender for e in events}
+    assert senders["delivered"] == senders["complained"] == "news@example.fi"
+
+
+@pytest.mark.parametrize(
+    ("fields", "sender"),
+    [
+        ({"msg_from": "bounces@mail.example.fi"}, "bounces@mail.example.fi"),
+        ({"friendly_from": "", "msg_from": "bounces@mail.example.fi"}, "bounces@mail.example.fi"),
+        ({"friendly_from": 7, "msg_from": {"odd": True}}, None),
+        ({}, None),
+    ],
+)
+def test_sender_falls_back_to_the_envelope_and_never_fails(provider, fields, sender):
+    body = batch_of("message_event", type="delivery", **fields)
+    [event] = provider.parse(delivery(body))
+    assert event.sender == sender
+
+
+def test_relay_event_names_no_sender(provider):
+    body = batch_of("relay_event", type="relay_delivery", msg_from="someone@example.org")
+    [event] = provider.parse(delivery(body))
+    assert event.sender is None
+
+
 def test_relay_event_names_no_recipient(provider):
     body = batch_of("relay_event", type="relay_delivery", rcpt_to="inbound@relay.example.fi")
     [event] = provider.parse(delivery(body))

@@ -234,6 +234,53 @@ def test_unlisted_type_with_something_else_at_the_recipient_path_is_still_unknow
     assert (event.type, event.recipient) == ("unknown", None)
 
 
+COUNTED = "email.delivered=delivered,email.complained=complained"
+
+
+@pytest.mark.parametrize("raw_type", ["email.delivered", "email.complained"])
+def test_delivered_and_complaint_name_the_sender_at_data_from(raw_type):
+    """R-MBP-4: complaint rates are counted per sending domain."""
+    data = {"email": "ada@example.com", "from": "Uutiset <news@Yritys.FI>"}
+    body = json.dumps({"type": raw_type, "data": data}).encode()
+
+    [event] = provider(EVENT_MAP=COUNTED).parse(delivery(body))
+
+    assert event.sender == "Uutiset <news@Yritys.FI>"
+
+
+def test_every_recipient_of_a_fanned_event_shares_its_sender():
+    data = {"email": ["ada@example.com", "grace@example.org"], "from": ["news@example.fi"]}
+    body = json.dumps({"type": "email.sent", "data": data}).encode()
+
+    assert {event.sender for event in provider().parse(delivery(body))} == {"news@example.fi"}
+
+
+def test_sender_path_is_configurable():
+    data = {"email": "ada@example.com", "envelope": {"sender": "bounces@example.fi"}}
+    body = json.dumps({"type": "email.delivered", "data": data}).encode()
+
+    standard = provider(EVENT_MAP=COUNTED, SENDER_PATH="data.envelope.sender")
+    [event] = standard.parse(delivery(body))
+
+    assert event.sender == "bounces@example.fi"
+
+
+@pytest.mark.parametrize("sender", [None, "", 42, {"address": "news@example.fi"}, []])
+def test_nothing_usable_at_the_sender_path_is_no_sender(sender):
+    data = {"email": "ada@example.com", "from": sender}
+    body = json.dumps({"type": "email.bounced", "data": data}).encode()
+
+    [event] = provider().parse(delivery(body))
+
+    assert event.sender is None
+
+
+def test_sample_without_a_sender_names_none():
+    [event] = provider().parse(delivery(payload("email.bounced.json")))
+
+    assert event.sender is None
+
+
 def test_listed_type_without_a_recipient_is_malformed():
     body = json.dumps({"type": "email.bounced", "data": {"id": "x"}}).encode()
 

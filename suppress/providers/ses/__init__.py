@@ -49,6 +49,7 @@ from suppress.providers.ses.records import (
     load_record,
     read_unlisted,
     section,
+    sender,
 )
 from suppress.providers.ses.sns import (
     HEADER_FIELDS,
@@ -256,6 +257,7 @@ class Ses(Provider):
         occurred_at = from_iso(stamp)
         kind = reading.type or EVENT_TYPES.get(raw_type, "unknown")
         recipients: list[tuple[str | None, str | None]] = list(reading.recipients) or [(None, None)]
+        from_address = sender(mail)
         return [
             Event(
                 provider=self.slug,
@@ -271,6 +273,7 @@ class Ses(Provider):
                 url=reading.url,
                 ip=reading.ip,
                 user_agent=reading.user_agent,
+                sender=from_address,
             )
             for address, diagnostic in recipients
         ]

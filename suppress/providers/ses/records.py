@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from suppress.providers.base import Malformed, nonblank
+from suppress.providers.base import Malformed, nonblank, sender_of
 
 # SES "Contents of event data that Amazon SES publishes to Amazon SNS", top-level `eventType`
 # (`notificationType` in identity notifications). Records of other types become `unknown`.
@@ -62,6 +62,14 @@ def address_list(items: Any, where: str) -> list[str]:
     if not all(isinstance(address, str) and address for address in addresses):
         raise Malformed(f"a recipient in {where} has no address")
     return addresses
+
+
+def sender(mail: dict[str, Any]) -> str | None:
+    """SES "Mail object": ``commonHeaders.from`` is the From header (a list of addresses), and
+    ``source`` the envelope MAIL FROM address, present on every record."""
+    headers = mail.get("commonHeaders")
+    common_from = headers.get("from") if isinstance(headers, dict) else None
+    return sender_of(common_from, mail.get("source"))
 
 
 def destinations(mail: dict[str, Any], diagnostic: str | None = None) -> list[tuple[str, Any]]:
