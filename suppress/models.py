@@ -384,7 +384,10 @@ class SyncState(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    destination_id: Mapped[int] = mapped_column(ForeignKey("destinations.id", ondelete="CASCADE"))
+    # Deliberately no foreign key: a large plan inserts every row at once, and checking each
+    # against ``destinations`` was a third of planning 100,000 rows on PostgreSQL (0.5 s of
+    # 1.6 s). ``sync.remove_destination`` deletes a destination's rows in its own transaction.
+    destination_id: Mapped[int]
     email_hash: Mapped[str] = mapped_column(String(64))
     email: Mapped[str | None] = mapped_column(String(320))
     scope: Mapped[str] = mapped_column(String(64))

@@ -190,7 +190,10 @@ def all_destinations() -> list[Destination]:
 
 
 def remove_destination(name: str) -> None:
-    """Forget a destination and its outbox; what it already holds stays at the provider."""
+    """Forget a destination and its outbox; what it already holds stays at the provider.
+
+    The outbox rows go here, in the same transaction: no foreign key cascades them (see
+    ``SyncState.destination_id``)."""
     destination = find_destination(name)
     db.session.execute(delete(SyncState).where(SyncState.destination_id == destination.id))
     db.session.delete(destination)
