@@ -52,10 +52,10 @@ from suppress import suppressions
 from suppress.addresses import InvalidAddress, normalise_and_hash
 from suppress.config import ConfigError
 from suppress.database import Prepared, raw_cursor, writer_turn
+from suppress.lists import ListError, find_list
 from suppress.models import (
     GLOBAL_SCOPE,
     Destination,
-    MailingList,
     Suppression,
     SyncState,
     db,
@@ -167,10 +167,11 @@ def add_destination(
         )
     if db.session.scalar(select(Destination.id).where(Destination.name == name)):
         raise SyncError(f"a destination named {name!r} exists already")
-    if list_slug and not db.session.scalar(
-        select(MailingList.id).where(MailingList.slug == list_slug)
-    ):
-        raise SyncError(f"no list {list_slug!r}")
+    if list_slug:
+        try:
+            find_list(list_slug)
+        except ListError as error:
+            raise SyncError(str(error)) from None
     destination = Destination(name=name, provider=provider, target=target, list_slug=list_slug)
     account_for(destination, current_app.config).api.close()
     db.session.add(destination)

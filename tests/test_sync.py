@@ -276,6 +276,11 @@ def test_a_destination_that_cannot_work_is_refused_when_added(app, mailgun, name
         sync.add_destination(name, provider, target=DOMAIN)
 
 
+def test_a_destination_for_a_list_that_does_not_exist_is_refused(app, mailgun):
+    with pytest.raises(sync.SyncError, match="no mailing list with the slug 'uutiskirje'"):
+        sync.add_destination("mailgun-fi", "mailgun", target=DOMAIN, list_slug="uutiskirje")
+
+
 def test_a_dry_run_says_what_would_be_pushed_and_changes_nothing(app, mailgun):
     destination()
     suppressed("matti@yritys.fi", "maija@yritys.fi")
