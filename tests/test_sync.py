@@ -6,6 +6,7 @@ here for any provider, as its API takes batches, lifts and pages.
 """
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -64,20 +65,34 @@ def test_a_pass_pushes_every_suppression_in_batches_of_at_most_a_thousand(app, m
 def test_a_backlog_is_pushed_by_as_many_calls_at_once_as_the_provider_takes(
     app, mailgun, monkeypatch
 ):
-    pushers = set()
+    """The first calls wait for one another: a pass that kept fewer in flight would never let
+    them all through. No more than the provider takes are ever in flight."""
+    in_flight, most, made = 0, 0, 0
+    counting = threading.Lock()
+    first_calls = threading.Barrier(Mailgun.CONCURRENCY, timeout=10)
     push = Mailgun.push
 
     def counted(account, changes):
-        pushers.add(threading.get_ident())
-        return push(account, changes)
+        nonlocal in_flight, most, made
+        with counting:
+            in_flight, made = in_flight + 1, made + 1
+            most, first = max(most, in_flight), made <= Mailgun.CONCURRENCY
+        if first:
+            first_calls.wait()
+        try:
+            return push(account, changes)
+        finally:
+            with counting:
+                in_flight -= 1
 
     monkeypatch.setattr(Mailgun, "push", counted)
     destination()
-    backlog = Mailgun.CONCURRENCY * Mailgun.PUSH_BATCH
+    backlog = 3 * Mailgun.CONCURRENCY * Mailgun.PUSH_BATCH
     suppressed(*(f"person{n}@yritys.fi" for n in range(backlog)))
     (report,) = sync.run()
     assert report.accepted == backlog
-    assert len(pushers) == Mailgun.CONCURRENCY
+    assert most == Mailgun.CONCURRENCY
+    assert made == backlog // Mailgun.PUSH_BATCH, "every call a full batch"
     assert len(mailgun.tables["unsubscribes"]) == report.accepted
     assert states() == {"accepted": report.accepted}
 
@@ -166,6 +181,33 @@ def test_a_large_plan_refreshes_postgresql_s_statistics_of_the_outbox(app, mailg
     db.session.commit()
     known = text("SELECT reltuples FROM pg_class WHERE relname = 'sync_states'")
     assert db.session.scalar(known) == 40
+
+
+def test_two_workers_planning_at_once_on_postgresql_write_each_outbox_row_once(app, mailgun):
+    """The second plan waits for the first's new rows, then leaves them as they are."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs one worker at a time")
+    named = destination()
+    suppressed(*(f"person{n}@yritys.fi" for n in range(3)))
+    assert sync.plan(named, utcnow()) == 3
+    second = {}
+
+    def plan_beside() -> None:
+        with app.app_context():
+            second["planned"] = sync.plan(sync.find_destination(named.name), utcnow())
+            db.session.commit()
+
+    planner = threading.Thread(target=plan_beside)
+    planner.start()
+    waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+    with db.engine.connect() as watcher:
+        deadline = time.monotonic() + 10
+        while not watcher.scalar(waiting) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    db.session.commit()
+    planner.join(timeout=10)
+    assert second == {"planned": 0}
+    assert states() == {"pending": 3}
 
 
 def test_an_address_erased_before_it_was_pushed_is_recorded_as_refused(app, mailgun):

@@ -41,8 +41,10 @@ DOMAIN = "mg.yritys.fi"
 BATCH = Mailgun.PUSH_BATCH
 BATCHES = 5
 ADDRESSES = [f"asiakas{number}@yritys.fi" for number in range(BATCHES * BATCH)]
-# The calls a worker keeps in flight at once, one per share of the outbox.
-SHARES = min(Mailgun.CONCURRENCY, BATCHES)
+# The calls a worker keeps in flight at once.
+CALLS = min(Mailgun.CONCURRENCY, BATCHES)
+# The calls it makes once the first ones are answered: the batches left, as many at once.
+NEXT_CALLS = min(CALLS, BATCHES - CALLS)
 # Long enough for a worker to start on a busy machine; a test that waits this long has failed.
 PATIENCE_S = 60
 
@@ -229,23 +231,23 @@ def test_a_provider_down_from_the_second_batch_gets_every_suppression_once_it_re
 def test_a_worker_killed_mid_run_loses_nothing_and_the_next_one_finishes(
     destination, mailgun, start_worker
 ):
-    # Each share's first call is answered; its second is held in flight. The first calls are let
-    # through only once all are in flight: a share whose first call was answered at once could
-    # otherwise make its second before another share's first had arrived.
+    # The first calls are answered; the next ones are held in flight. The first calls are let
+    # through only once all are in flight: one answered at once could otherwise free its place
+    # for a next call before another first call had arrived.
     mailgun.hold_from(1)
     killed = start_worker()
-    wait_until(lambda: mailgun.arrived == SHARES, "each share's first call is in flight")
-    mailgun.let_through(SHARES)
+    wait_until(lambda: mailgun.arrived == CALLS, "the first calls are in flight")
+    mailgun.let_through(CALLS)
     wait_until(
-        lambda: mailgun.arrived == 2 * SHARES and outbox().get("accepted") == SHARES * BATCH,
+        lambda: mailgun.arrived == CALLS + NEXT_CALLS and outbox().get("accepted") == CALLS * BATCH,
         "the first calls are recorded and the next ones in flight",
     )
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     mailgun.release()
-    in_flight = min(SHARES, BATCHES - SHARES) * BATCH
+    in_flight = NEXT_CALLS * BATCH
     wait_until(
-        lambda: len(mailgun.held()) == SHARES * BATCH + in_flight,
+        lambda: len(mailgun.held()) == CALLS * BATCH + in_flight,
         "the fake has stored the calls in flight",
     )
 
@@ -265,9 +267,9 @@ def test_two_workers_at_once_on_postgresql_never_push_a_batch_twice(
         pytest.skip("SQLite runs one worker at a time (the next test)")
     mailgun.hold_from(1)
     first = start_worker()
-    wait_until(lambda: mailgun.arrived == SHARES, "the first worker pushes its first batches")
+    wait_until(lambda: mailgun.arrived == CALLS, "the first worker pushes its first batches")
     second = start_worker()
-    wait_until(lambda: mailgun.arrived > SHARES, "the second worker pushes a batch of its own")
+    wait_until(lambda: mailgun.arrived > CALLS, "the second worker pushes a batch of its own")
     mailgun.release()
 
     reports = [finished(first), finished(second)]
@@ -286,11 +288,11 @@ def test_on_sqlite_a_second_worker_waits_until_the_first_is_done(
         pytest.skip("PostgreSQL runs workers side by side (the previous test)")
     mailgun.hold_from(1)
     first = start_worker()
-    wait_until(lambda: mailgun.arrived == SHARES, "the first worker pushes its first batches")
+    wait_until(lambda: mailgun.arrived == CALLS, "the first worker pushes its first batches")
     second = start_worker()
     wait_until(lambda: waiting_for_lock(second.pid), "the second worker waits for the lock")
     assert first.poll() is None
-    assert mailgun.arrived == SHARES
+    assert mailgun.arrived == CALLS
     mailgun.release()
 
     status, stdout, _ = finished(first)
