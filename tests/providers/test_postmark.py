@@ -575,5 +575,6 @@ def test_sync_run_pushes_a_destination_s_suppressions_in_full_batches(app, postm
     (report,) = sync.run()
 
     assert (report.accepted, report.error) == (total + 1, None)
-    assert postmark.batches == [MAX_SUPPRESSIONS_PER_CALL, MAX_SUPPRESSIONS_PER_CALL, 21]
+    # In no fixed order: the pass pushes two shares of the outbox, one call at a time.
+    assert sorted(postmark.batches) == [21, MAX_SUPPRESSIONS_PER_CALL, MAX_SUPPRESSIONS_PER_CALL]
     assert len(postmark.streams[STREAM]) == total + 1
