@@ -183,6 +183,21 @@ def test_a_large_plan_refreshes_postgresql_s_statistics_of_the_outbox(app, mailg
     assert db.session.scalar(known) == 40
 
 
+@pytest.mark.parametrize("bounded", [False, True])
+def test_a_claim_on_sqlite_walks_the_primary_key_rather_than_sorting_the_destination(app, bounded):
+    """SQLite keeps no statistics: left to itself it read a claim through the unique index, every
+    row of the destination, and sorted them all again for each batch."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL chooses from its statistics")
+    connection = db.session.connection()
+    sql = sync._CLAIMS[bounded].compiled(connection.dialect).sql
+    plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", (None,) * sql.count("?"))
+    assert [row[-1] for row in plan] == [
+        "SEARCH sync_states USING INTEGER PRIMARY KEY "
+        + ("(rowid>? AND rowid<?)" if bounded else "(rowid>?)")
+    ]
+
+
 def test_two_workers_planning_at_once_on_postgresql_write_each_outbox_row_once(app, mailgun):
     """The second plan waits for the first's new rows, then leaves them as they are."""
     if db.engine.dialect.name != "postgresql":
