@@ -25,13 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import (
-    Dialect,
     Integer,
     Text,
     and_,
@@ -478,9 +476,10 @@ WHOLE = Share()
 
 
 def _pending_row() -> Any:
-    """The row is pending, with the status as a literal: the planner then weighs its share of
-    the rows from its statistics, which decides between walking the primary key from a claim's
-    first id and reading the whole table, also in a statement prepared once."""
+    """The row is pending, with the status as a literal: SQLite uses its index of pending rows
+    (``PENDING_ROW``) only so, and PostgreSQL, which has none, weighs the pending rows' share
+    from its statistics, which decides between walking the primary key from a claim's first id
+    and reading the whole table, also in a statement prepared once."""
     return SyncState.__table__.c.status == literal_column(f"'{PENDING}'")
 
 
@@ -523,17 +522,12 @@ def claim(destination_id: int, limit: int, now: datetime, share: Share = WHOLE) 
         cursor.close()
 
 
-def _claim_statement(bounded: bool, dialect: Dialect) -> Any:
+def _claim_statement(bounded: bool) -> Any:
     state = SyncState.__table__.c
-    # SQLite, which keeps no statistics, would read a claim through the unique index: every row
-    # of the destination, sorted anew for each batch. Named in an expression, the destination
-    # leaves it the primary key, walked from the claim's first id. PostgreSQL weighs the two
-    # from its statistics, which an expression would hide from it.
-    owner = state.destination_id + 0 if dialect.name == "sqlite" else state.destination_id
     query = (
         select(state.id, state.email, state.scope, state.reason, state.action, state.attempts)
         .where(
-            owner == bindparam("destination_id", type_=Integer),
+            state.destination_id == bindparam("destination_id", type_=Integer),
             _due(bindparam("now", type_=state.next_attempt_at.type)),
             state.id > bindparam("after", type_=Integer),
         )
@@ -547,7 +541,7 @@ def _claim_statement(bounded: bool, dialect: Dialect) -> Any:
 
 
 # By whether the share has an end; compiled once per dialect.
-_CLAIMS = {bounded: Prepared(partial(_claim_statement, bounded)) for bounded in (False, True)}
+_CLAIMS = {bounded: Prepared(_claim_statement(bounded)) for bounded in (False, True)}
 
 
 def push_pending(destination: Destination, account: Account, report: Report) -> None:
