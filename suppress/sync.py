@@ -15,7 +15,6 @@ Reconciling pulls a destination's own suppression lists, imports what we lack wi
 """
 
 import fcntl
-import json
 import logging
 import math
 import re
@@ -30,11 +29,13 @@ from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import (
+    Dialect,
     Integer,
     Text,
     and_,
     any_,
     bindparam,
+    cast,
     delete,
     exists,
     func,
@@ -502,8 +503,6 @@ def claim(destination_id: int, limit: int, now: datetime, share: Share = WHOLE) 
     every row is pending, and from the start that walk would step over every row accepted so
     far (a tenth of a second a batch at 60,000).
     """
-    statement = _CLAIMS[share.through is not None]
-    connection = db.session.connection()
     values = {
         "destination_id": destination_id,
         "now": now,
@@ -511,13 +510,20 @@ def claim(destination_id: int, limit: int, now: datetime, share: Share = WHOLE) 
         "through": share.through,
         "limit": limit,
     }
+    return _execute(_CLAIMS[share.through is not None], values)
+
+
+def _execute(statement: Prepared, values: Mapping[str, Any]) -> list[Any]:
+    """Run ``statement`` in the session's transaction, on a raw cursor of its connection (see
+    ``database.raw_cursor``); the rows it returns, as the driver's tuples."""
+    connection = db.session.connection()
     cursor = raw_cursor(connection.connection, connection.dialect)
     try:
         cursor.execute(
             statement.compiled(connection.dialect).sql,
             statement.parameters(connection.dialect, values),
         )
-        return cursor.fetchall()
+        return cursor.fetchall() if cursor.description is not None else []
     finally:
         cursor.close()
 
@@ -694,14 +700,7 @@ def _record(batch: list[Claimed], outcomes: list[Outcome], now: datetime, report
             settled.setdefault((outcome.status, outcome.detail), []).append(row[0])
     _count(batch, settled, unsettled, report)
     for (status, detail), ids in settled.items():
-        _update_by_id(
-            ids,
-            status=status,
-            detail=detail,
-            attempts=SyncState.attempts + 1,
-            done_at=now,
-            next_attempt_at=None,
-        )
+        _by_id(_SETTLE, ids, outcome=status, outcome_detail=detail, settled_at=now)
     for why, rows in unsettled.items():
         _postpone(rows, why, now)
 
@@ -731,20 +730,59 @@ def _postpone(rows: list[Claimed], why: str, now: datetime) -> None:
         by_attempt.setdefault(row[5] + 1, []).append(row[0])
     for attempts, ids in by_attempt.items():
         delay = min(FIRST_RETRY_DELAY * 2 ** (attempts - 1), LONGEST_RETRY_DELAY)
-        _update_by_id(ids, attempts=attempts, next_attempt_at=now + delay, detail=why)
+        _by_id(_POSTPONE, ids, tried=attempts, retry_at=now + delay, outcome_detail=why)
 
 
-def _update_by_id(ids: list[int], **values: Any) -> None:
-    """Set ``values`` on the outbox rows ``ids``, all named in one bound parameter (an array on
-    PostgreSQL, a JSON array on SQLite): an IN list of a thousand ids would be rendered by
-    SQLAlchemy, and parsed by the database, afresh for every batch."""
-    state = SyncState.__table__
-    if db.session.get_bind().dialect.name == "postgresql":
-        among = state.c.id == any_(literal(ids, postgresql.ARRAY(Integer)))
-    else:
-        listed = func.json_each(json.dumps(ids)).table_valued("value")
-        among = state.c.id.in_(select(listed.c.value))
-    db.session.execute(update(state).where(among).values(**values))
+def _by_id(statement: Prepared, ids: list[int], **values: Any) -> None:
+    """Run ``statement`` on the outbox rows ``ids``, all named in one bound parameter: the
+    text of an array on PostgreSQL, which the server parses (psycopg dumps a list of a thousand
+    numbers one by one in Python), a JSON array on SQLite. An IN list of a thousand ids would
+    be rendered, and parsed by the database, afresh for every batch."""
+    listed = ",".join(map(str, ids))
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
+    _execute(statement, {**values, "ids": f"{{{listed}}}" if postgresql else f"[{listed}]"})
+
+
+def _named_ids(dialect: Dialect) -> Any:
+    state = SyncState.__table__.c
+    ids = bindparam("ids", type_=Text)
+    if dialect.name == "postgresql":
+        return state.id == any_(cast(ids, postgresql.ARRAY(Integer)))
+    listed = func.json_each(ids).table_valued("value")
+    return state.id.in_(select(listed.c.value))
+
+
+def _settle(dialect: Dialect) -> Any:
+    state = SyncState.__table__.c
+    return (
+        update(SyncState.__table__)
+        .where(_named_ids(dialect))
+        .values(
+            status=bindparam("outcome", type_=state.status.type),
+            detail=bindparam("outcome_detail", type_=state.detail.type),
+            attempts=state.attempts + 1,
+            done_at=bindparam("settled_at", type_=state.done_at.type),
+            next_attempt_at=None,
+        )
+    )
+
+
+def _postponement(dialect: Dialect) -> Any:
+    state = SyncState.__table__.c
+    return (
+        update(SyncState.__table__)
+        .where(_named_ids(dialect))
+        .values(
+            attempts=bindparam("tried", type_=state.attempts.type),
+            next_attempt_at=bindparam("retry_at", type_=state.next_attempt_at.type),
+            detail=bindparam("outcome_detail", type_=state.detail.type),
+        )
+    )
+
+
+# Recording outcomes, compiled once per dialect: an accepted batch is one run of _SETTLE.
+_SETTLE = Prepared(_settle)
+_POSTPONE = Prepared(_postponement)
 
 
 def _update_each(column: Any, keys: list[Any], *criteria: Any, **values: Any) -> None:
