@@ -283,13 +283,19 @@ def _plan_suppressions(destination: Destination, now: datetime) -> int:
     """
     dialect = db.session.get_bind().dialect.name
     given = {"destination": destination.id, "scopes": scopes_of(destination), "now": now}
+    if dialect != "postgresql":
+        # One statement per status: SQLite's upsert costs it no more than a plain insert, and
+        # an UPDATE of the rows held otherwise would compare the lists a second time.
+        db.session.execute(_PLAN_UPSERTS[dialect][REFUSED], given)
+        return db.session.execute(_PLAN_UPSERTS[dialect][PENDING], given).rowcount
     replanned = db.session.execute(_REPLAN, given).rowcount
-    _plan_new(dialect, REFUSED, given)
-    return replanned + _plan_new(dialect, PENDING, given)
+    _plan_new(REFUSED, given)
+    return replanned + _plan_new(PENDING, given)
 
 
-def _plan_new(dialect: str, status: str, given: Mapping[str, Any]) -> int:
-    """Insert the rows with ``status`` that the outbox lacks; the number inserted.
+def _plan_new(status: str, given: Mapping[str, Any]) -> int:
+    """Insert the rows with ``status`` that the outbox lacks, on PostgreSQL; the number
+    inserted.
 
     A plain INSERT, as the rows are known to be missing: an upsert's speculative insertion cost
     PostgreSQL a third more for 100,000 new rows. Only another worker planning the same
@@ -298,22 +304,30 @@ def _plan_new(dialect: str, status: str, given: Mapping[str, Any]) -> int:
     """
     try:
         with db.session.begin_nested():
-            return db.session.execute(_PLAN_INSERTS[dialect][status], given).rowcount
+            return db.session.execute(_PLAN_INSERTS[status], given).rowcount
     except IntegrityError:
-        return db.session.execute(_PLAN_UPSERTS[dialect][status], given).rowcount
+        return db.session.execute(_PLAN_UPSERTS["postgresql"][status], given).rowcount
 
 
 ERASED_DETAIL = "erased before it was pushed: the address is no longer known"
 
 
-def _lacking(status: str) -> Any:
-    """The outbox rows the destination lacks, as a SELECT: with ``pending``, those of the active
-    suppressions with an address; with ``refused``, those of the erased ones."""
+def _lacking(status: str, *, or_held_otherwise: bool) -> Any:
+    """The outbox rows to plan, as a SELECT: with ``pending``, those of the active suppressions
+    with an address that the destination lacks (or, ``or_held_otherwise``, holds with another
+    action or reason); with ``refused``, those of the erased ones it lacks."""
     held = SyncState.__table__.alias("held")
     now = bindparam("now", type_=SyncState.__table__.c.changed_at.type)
     destination_id = bindparam("destination", type_=Integer)
     erased = Suppression.email.is_(None)
-    wanted = and_(held.c.id.is_(None), erased if status == REFUSED else ~erased)
+    lacked = held.c.id.is_(None)
+    if status == REFUSED:
+        wanted = and_(erased, lacked)
+    elif or_held_otherwise:
+        otherwise = or_(held.c.action != "suppress", held.c.reason != Suppression.reason)
+        wanted = and_(~erased, or_(lacked, otherwise))
+    else:
+        wanted = and_(~erased, lacked)
     joined = Suppression.__table__.outerjoin(
         held,
         and_(
@@ -361,17 +375,19 @@ PLANNED_COLUMNS = (
 )
 
 
-def _plan_insert(insert: Any, status: str) -> Any:
-    """Write the rows the outbox lacks."""
-    statement = insert(SyncState.__table__).from_select(PLANNED_COLUMNS, _lacking(status))
+def _plan_insert(status: str) -> Any:
+    """Write the rows the outbox lacks (PostgreSQL)."""
+    lacking = _lacking(status, or_held_otherwise=False)
+    statement = postgresql.insert(SyncState.__table__).from_select(PLANNED_COLUMNS, lacking)
     # An INSERT's rowcount is read only when asked for (SQLAlchemy, "preserve_rowcount").
     return statement.execution_options(preserve_rowcount=True)
 
 
 def _plan_upsert(insert: Any, status: str) -> Any:
-    """Write the rows the outbox lacked when the plan was read, unless the outbox holds the
-    same action and reason by now (another worker planned them meanwhile)."""
-    statement = insert(SyncState.__table__).from_select(PLANNED_COLUMNS, _lacking(status))
+    """Write planned rows unless the outbox holds the same action and reason already (a
+    worker may have accepted it since the plan was read, or planned it meanwhile)."""
+    planned = _lacking(status, or_held_otherwise=True)
+    statement = insert(SyncState.__table__).from_select(PLANNED_COLUMNS, planned)
     identity, written = PLANNED_COLUMNS[:3], PLANNED_COLUMNS[3:]
     state, new = SyncState.__table__.c, statement.excluded
     upsert = statement.on_conflict_do_update(
@@ -382,20 +398,16 @@ def _plan_upsert(insert: Any, status: str) -> Any:
     return upsert.execution_options(preserve_rowcount=True)
 
 
-_DIALECT_INSERTS = (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
-_PLAN_INSERTS = {
-    name: {status: _plan_insert(insert, status) for status in (PENDING, REFUSED)}
-    for name, insert in _DIALECT_INSERTS
-}
+_PLAN_INSERTS = {status: _plan_insert(status) for status in (PENDING, REFUSED)}
 _PLAN_UPSERTS = {
     name: {status: _plan_upsert(insert, status) for status in (PENDING, REFUSED)}
-    for name, insert in _DIALECT_INSERTS
+    for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
 }
 
 
 def _replan() -> Any:
     """Make pending again the rows the destination holds with another action or reason than
-    the suppression list now has."""
+    the suppression list now has (PostgreSQL)."""
     state = SyncState.__table__
     now = bindparam("now", type_=state.c.changed_at.type)
     return (
