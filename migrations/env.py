@@ -48,16 +48,6 @@ def render_item(type_, obj, autogen_context):
     return False
 
 
-def include_object(obj, name, type_, reflected, compare_to):
-    """Leave out of autogenerate what the models create on another database only (``ddl_if``),
-    such as the outbox's index of pending rows, which only SQLite has."""
-    condition = getattr(obj, "_ddl_if", None)
-    if condition is None or condition.dialect is None:
-        return True
-    dialects = (condition.dialect,) if isinstance(condition.dialect, str) else condition.dialect
-    return context.get_context().dialect.name in dialects
-
-
 def run_migrations_offline():
     """Run migrations in 'offline' mode.
 
@@ -97,7 +87,6 @@ def run_migrations_online():
 
     conf_args = current_app.extensions["migrate"].configure_args
     conf_args.setdefault("render_item", render_item)
-    conf_args.setdefault("include_object", include_object)
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
 
