@@ -764,37 +764,27 @@ def _named_ids(dialect: Dialect) -> Any:
     return state.id.in_(select(listed.c.value))
 
 
-def _settle(dialect: Dialect) -> Any:
-    state = SyncState.__table__.c
-    return (
-        update(SyncState.__table__)
-        .where(_named_ids(dialect))
-        .values(
-            status=bindparam("outcome", type_=state.status.type),
-            detail=bindparam("outcome_detail", type_=state.detail.type),
-            attempts=state.attempts + 1,
-            done_at=bindparam("settled_at", type_=state.done_at.type),
-            next_attempt_at=None,
-        )
+def _on_named_ids(**values: Any) -> Prepared:
+    """An UPDATE of ``values`` on the outbox rows named in ``ids``, compiled once per dialect."""
+    return Prepared(
+        lambda dialect: update(SyncState.__table__).where(_named_ids(dialect)).values(**values)
     )
 
 
-def _postponement(dialect: Dialect) -> Any:
-    state = SyncState.__table__.c
-    return (
-        update(SyncState.__table__)
-        .where(_named_ids(dialect))
-        .values(
-            attempts=bindparam("tried", type_=state.attempts.type),
-            next_attempt_at=bindparam("retry_at", type_=state.next_attempt_at.type),
-            detail=bindparam("outcome_detail", type_=state.detail.type),
-        )
-    )
-
-
-# Recording outcomes, compiled once per dialect: an accepted batch is one run of _SETTLE.
-_SETTLE = Prepared(_settle)
-_POSTPONE = Prepared(_postponement)
+_STATE = SyncState.__table__.c
+# Recording outcomes: an accepted batch is one run of _SETTLE.
+_SETTLE = _on_named_ids(
+    status=bindparam("outcome", type_=_STATE.status.type),
+    detail=bindparam("outcome_detail", type_=_STATE.detail.type),
+    attempts=_STATE.attempts + 1,
+    done_at=bindparam("settled_at", type_=_STATE.done_at.type),
+    next_attempt_at=None,
+)
+_POSTPONE = _on_named_ids(
+    attempts=bindparam("tried", type_=_STATE.attempts.type),
+    next_attempt_at=bindparam("retry_at", type_=_STATE.next_attempt_at.type),
+    detail=bindparam("outcome_detail", type_=_STATE.detail.type),
+)
 
 
 def _update_each(column: Any, keys: list[Any], *criteria: Any, **values: Any) -> None:
