@@ -122,9 +122,6 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 
 
-ADDRESS_FILLFACTOR = 85
-
-
 class Address(db.Model):
     """A person's (or a role mailbox's) address and what the register keeps about it.
 
@@ -133,13 +130,7 @@ class Address(db.Model):
     """
 
     __tablename__ = "addresses"
-    __table_args__ = (
-        CheckConstraint(_in("kind", ADDRESS_KINDS), name="kind"),
-        # Every human open, click and send moves an address's counters. Room left on each page
-        # lets PostgreSQL write the new row version beside the old one (a HOT update) instead
-        # of adding an entry to each of the table's indexes.
-        {"postgresql_with": {"fillfactor": ADDRESS_FILLFACTOR}},
-    )
+    __table_args__ = (CheckConstraint(_in("kind", ADDRESS_KINDS), name="kind"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email_hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -5,12 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from sqlalchemy import text
-
 from suppress import create_app, database
 from suppress.migrations import EXTENSION
-from suppress.models import ADDRESS_FILLFACTOR, db
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,12 +41,3 @@ def test_a_db_command_sets_flask_migrate_up_when_asked_for(database_url, migrate
 
 def test_the_db_commands_are_listed_with_the_others(runner):
     assert "db " in runner.invoke(args=["--help"]).output
-
-
-def test_addresses_leave_room_for_their_counters_updates_on_postgresql(app):
-    """An address's counters move with every human event; with room on its page, PostgreSQL
-    updates the row without touching the table's indexes (a HOT update)."""
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has no fill factor")
-    options = db.session.scalar(text("SELECT reloptions FROM pg_class WHERE relname = 'addresses'"))
-    assert f"fillfactor={ADDRESS_FILLFACTOR}" in options
