@@ -271,9 +271,11 @@ def test_suppressed_among_gives_the_same_answer_by_scan_and_by_index(app, monkey
     assert suppressed_among(iter(candidates)) == expected
 
 
-def unpacked(list=None):
-    packed = suppressions.packed_suppressions(db.session.connection(), list)
-    return packed.unpacked()
+def unpacked(list=None, parts=1):
+    found = {}
+    for part in suppressions.packed_suppressions(db.session.connection(), list, parts):
+        part.add_to(found)
+    return found
 
 
 def key(address):
@@ -294,6 +296,25 @@ def test_packed_suppressions_hold_those_in_scope_by_digest_key_global_named_firs
         key("both@b.fi"): ("global", "complained"),
         key("news@b.fi"): ("news", "bounced"),
     }
+
+
+@pytest.mark.parametrize("parts", [2, 3, 7])
+def test_packed_suppressions_read_in_parts_are_those_read_at_once(app, parts):
+    """However the rows fall into parts, each is read once and the global suppression named."""
+    create_list("news", "News")
+    add("list-first@b.fi", scope="news")
+    for number in range(5):
+        add(f"user{number}@b.fi", scope=("global", "news")[number % 2], reason="bounced")
+    add("list-first@b.fi", reason="complained")
+    add("global-first@b.fi", reason="objected")
+    add("global-first@b.fi", scope="news")
+    for list in (None, "news"):
+        assert unpacked(list, parts) == unpacked(list) == packed_at_once(list)
+
+
+def packed_at_once(list):
+    packed = suppressions.packed_suppressions(db.session.connection(), list)
+    return next(packed).unpacked()
 
 
 def test_packed_suppressions_keep_an_erased_address_by_its_hash(app):

@@ -85,6 +85,9 @@ CHUNK_ROWS = 10_000
 # when the worker's table of addresses met is still small).
 CHUNKS_AHEAD = 3
 CHUNKS_AHEAD_OF_MEMORY = 12
+# Passes the suppressions are read in for the first look, which takes each in while the next
+# is read: it waits then only for the last to be taken in, not for all of them.
+SUPPRESSION_PARTS = 8
 EMAIL_COLUMN = "email"
 _NO_ADDRESS = ("invalid", "no address")
 
@@ -206,7 +209,7 @@ def cleaned_chunks(
                 chain(first, read),
                 looker,
                 judge,
-                reader.submit(_in_memory, db.session.connection(), mailing_list, domains),
+                reader.submit(_in_memory, db.session.connection(), mailing_list, domains, looker),
             )
     else:
         looker = firstlook.InPlace(column, keep_normalised)
@@ -254,13 +257,24 @@ def _learn(in_memory: Future[InMemory], judge: "_Judge", looker: Looker) -> None
 
 
 def _in_memory(
-    connection: Connection, mailing_list: MailingList | None, domains: DomainRules
+    connection: Connection,
+    mailing_list: MailingList | None,
+    domains: DomainRules,
+    looker: Looker,
 ) -> InMemory:
     """What the first look of a long file matches in memory (run by the reader thread): the
-    domain rules only with the suppressions, which come first."""
-    suppressions = packed_suppressions(connection, mailing_list.slug if mailing_list else None)
+    suppressions handed to it part by part as they are read but the last, which comes with
+    the rest; the domain rules only with the suppressions, which come first."""
+    parts = packed_suppressions(
+        connection, mailing_list.slug if mailing_list else None, SUPPRESSION_PARTS
+    )
+    last = None
+    for part in parts or ():
+        if last is not None:
+            looker.take(last)
+        last = part
     restricted = None if mailing_list else frozenset(register.restricted(connection))
-    return InMemory(suppressions, restricted, domains if suppressions is not None else None)
+    return InMemory(last, restricted, domains if last is not None else None)
 
 
 def _overflow(problem: str, fields: list[str], width: int) -> str:

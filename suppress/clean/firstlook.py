@@ -30,10 +30,10 @@ _FORK = multiprocessing.get_context("fork")
 
 
 class InMemory(NamedTuple):
-    """What is matched in memory: the suppressions in scope, the digest keys of the restricted
-    addresses, and the domain rules in scope (only with the suppressions: an address's own
-    suppression is named before its domain's); None where the main process looks them up or
-    matches them itself."""
+    """What is matched in memory: the suppressions in scope (the last part of them, the others
+    having been ``take``n before), the digest keys of the restricted addresses, and the domain
+    rules in scope (only with the suppressions: an address's own suppression is named before
+    its domain's); None where the main process looks them up or matches them itself."""
 
     suppressions: PackedSuppressions | None
     restricted: frozenset[bytes] | None
@@ -98,6 +98,10 @@ class FirstLookFailed(RuntimeError):
 
 
 class Looker(Protocol):
+    def take(self, suppressions: PackedSuppressions) -> None:
+        """Match these suppressions too: a part of those in scope, read ahead of the rest;
+        safe to call from another thread than the one sending chunks."""
+
     def learn(self, in_memory: InMemory) -> None:
         """Match what ``in_memory`` holds from now on; due before the first ``receive``."""
 
@@ -125,10 +129,13 @@ class FirstLook:
         self.restricted: frozenset[bytes] = frozenset()
         self.domains: DomainRules | None = None
 
+    def take(self, suppressions: PackedSuppressions) -> None:
+        """Add a part of the suppressions; only they are in ``met`` until the first look."""
+        suppressions.add_to(self.met)
+
     def learn(self, in_memory: InMemory) -> None:
         if in_memory.suppressions is not None:
-            met, self.met = self.met, in_memory.suppressions.unpacked()
-            self.met.update(met)
+            self.take(in_memory.suppressions)
         if in_memory.restricted is not None:
             self.restricted = in_memory.restricted
         if in_memory.domains:
@@ -203,6 +210,9 @@ class InPlace:
         self._first_look = FirstLook(column, keep_normalised)
         self._chunks: deque[Rows] = deque()
 
+    def take(self, suppressions: PackedSuppressions) -> None:
+        self._first_look.take(suppressions)
+
     def learn(self, in_memory: InMemory) -> None:
         self._first_look.learn(in_memory)
 
@@ -238,6 +248,9 @@ class InWorker:
         sender.close()
         self._unanswered = 0
 
+    def take(self, suppressions: PackedSuppressions) -> None:
+        self._inbox.put(suppressions)
+
     def learn(self, in_memory: InMemory) -> None:
         self._inbox.put(in_memory)
 
@@ -271,16 +284,20 @@ class InWorker:
 
 
 def _serve(
-    inbox: "multiprocessing.Queue[InMemory | Rows | None]",
+    inbox: "multiprocessing.Queue[PackedSuppressions | InMemory | Rows | None]",
     looks: Connection,
     first_look: FirstLook,
 ) -> None:
     """The worker's loop: one Look per chunk, in order, until told to stop; the chunks that
-    come before what is to be matched in memory wait for it, normalised."""
+    come before what is to be matched in memory wait for it, normalised, while the parts of
+    the suppressions read ahead are taken in."""
     # Ctrl-C reaches the whole process group; the command stops the worker itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     waiting: deque[tuple[Rows, _NormalForms]] | None = deque()
     while (message := inbox.get()) is not None:
+        if isinstance(message, PackedSuppressions):
+            first_look.take(message)
+            continue
         if isinstance(message, InMemory):
             first_look.learn(message)
             while waiting:
