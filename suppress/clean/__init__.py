@@ -84,7 +84,7 @@ CHUNK_ROWS = 10_000
 # suppressions are being read into memory, so that neither process waits for them (early on,
 # when the worker's table of addresses met is still small).
 CHUNKS_AHEAD = 3
-CHUNKS_AHEAD_OF_MEMORY = 12
+CHUNKS_AHEAD_OF_MEMORY = 24
 # Passes the suppressions are read in for the first look, which takes each in while the next
 # is read: it waits then only for the last to be taken in, not for all of them.
 SUPPRESSION_PARTS = 8

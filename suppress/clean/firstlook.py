@@ -115,7 +115,8 @@ class Looker(Protocol):
 
 
 class FirstLook:
-    """The first look, chunk after chunk, remembering every address met.
+    """The first look, chunk after chunk, remembering every address met; the normal forms
+    are handed on when ``keep_normalised``, which matching domain rules needs too.
 
     ``met`` maps the digest key of every address met to the line it was first met on and, until
     then, that of every suppressed address to its scope and reason: one lookup per address
@@ -143,6 +144,13 @@ class FirstLook:
 
     def of(self, rows: Rows) -> Look:
         return self.judged(rows, normal_forms(rows, self.column))
+
+    def held(self, rows: Rows, forms: _NormalForms) -> tuple[Rows, _NormalForms]:
+        """What of a chunk is kept while it waits to be judged: its lines, and its normal
+        forms only when they are handed on (domain rules, matched in memory, come only then)."""
+        if not self.keep_normalised:
+            forms = forms._replace(normalised=[])
+        return rows._replace(texts=""), forms
 
     def judged(self, rows: Rows, forms: _NormalForms) -> Look:
         """The Look of a chunk whose normal forms are known, in file order."""
@@ -308,4 +316,4 @@ def _serve(
         if waiting is None:
             looks.send(first_look.judged(message, forms))
         else:
-            waiting.append((message._replace(texts=""), forms))  # only the lines are judged
+            waiting.append(first_look.held(message, forms))
