@@ -432,14 +432,16 @@ def _by_domain(
 
 def _worded(look: Look) -> dict[int, tuple[str, str]]:
     """The first look's verdicts with their details, by row index in the chunk sent; all but
-    restriction, which comes after what the register may still find."""
+    restriction, which comes after what the register may still find. A suppression's detail
+    is worded once a chunk: thousands of rows share a few."""
     verdicts = dict.fromkeys(look.missing, _NO_ADDRESS)
     for index, why in look.invalid.items():
         verdicts[index] = ("invalid", why)
     for index, first in look.repeats.items():
         verdicts[index] = ("duplicate", f"same address as line {first}")
-    for index, (scope, why) in look.suppressed.items():
-        verdicts[index] = ("suppressed", f"{scope}: {why}")
+    suppressed = look.suppressed
+    worded = {named: ("suppressed", "{}: {}".format(*named)) for named in {*suppressed.values()}}
+    verdicts.update(zip(suppressed, map(worded.__getitem__, suppressed.values()), strict=True))
     for index, rule in look.by_domain.items():
         verdicts[index] = ("suppressed", str(rule))
     return verdicts
