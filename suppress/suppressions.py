@@ -613,18 +613,26 @@ def packed_suppressions(
     that whoever takes them apart can start while the rest are read. A row is read once,
     whatever changes between the passes.
     """
-    # Three subqueries: each is answered from a b-tree's size or ends, where one query of all
-    # three aggregates would make SQLite read every row.
-    count, first, last = connection.execute(
+    # Two subqueries, each answered from an end of the primary key's b-tree (one query of both
+    # aggregates would make SQLite read every row). The ids bound the count from above, so the
+    # rows are counted, a pass over a whole index, only when the ids span more than the limit.
+    first, last = connection.execute(
         select(
-            select(func.count()).select_from(Suppression).scalar_subquery(),
             select(func.min(Suppression.id)).scalar_subquery(),
             select(func.max(Suppression.id)).scalar_subquery(),
         )
     ).one()
-    if count > IN_MEMORY_LIMIT:
+    if (
+        first is not None
+        and last - first >= IN_MEMORY_LIMIT
+        and _count(connection) > IN_MEMORY_LIMIT
+    ):
         return None
     return (_packed(connection, list, ids) for ids in _id_ranges(first, last, parts))
+
+
+def _count(connection: Connection) -> int:
+    return connection.scalar(select(func.count()).select_from(Suppression)) or 0
 
 
 def _id_ranges(

@@ -329,6 +329,16 @@ def test_past_the_in_memory_limit_there_are_no_packed_suppressions(app, monkeypa
     assert suppressions.packed_suppressions(db.session.connection(), None) is None
 
 
+def test_ids_spanning_past_the_limit_are_counted_before_the_suppressions_are_refused(
+    app, monkeypatch
+):
+    for address in ("a@b.fi", "b@b.fi", "c@b.fi"):
+        add(address)
+    lift("b@b.fi", actor="test")
+    monkeypatch.setattr(suppressions, "IN_MEMORY_LIMIT", 2)
+    assert set(unpacked()) == {key("a@b.fi"), key("c@b.fi")}
+
+
 def test_import_writes_rows_in_batches_and_reports_each_refusal(app):
     create_list("news", "News")
     records = [
