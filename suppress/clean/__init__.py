@@ -335,6 +335,7 @@ class _Judge:
             verdicts,
             links,
             dropped={*chunk.blank, *look.blank},
+            padded=look.padded,
             width=self.width,
             separator=self.separator,
         )

@@ -20,6 +20,7 @@ from multiprocessing.connection import Connection
 from typing import NamedTuple, Protocol
 
 from suppress.addresses import DIGEST_BYTES, email_digests, normalise_all
+from suppress.csvfiles import unpadded
 from suppress.domains import DomainRule, DomainRules
 from suppress.suppressions import DIGEST_KEY_BYTES, PackedSuppressions
 
@@ -51,10 +52,11 @@ class Column(NamedTuple):
 
 
 class Rows(NamedTuple):
-    """A chunk as the first look is sent it: each row's line, and the plain rows' texts (the
-    address is found in them) one a line in ``texts``, "" for any other row; ``picked`` has
-    the address picked out and stripped of such a row, unless it is ``skipped`` (decided
-    without an address). One string for the texts costs a fraction of thousands to send."""
+    """A chunk as the first look is sent it: each row's line, and the texts of the rows read
+    unsplit (the address is found in them, and those with a field to strip are told apart
+    here) one a line in ``texts``, "" for any other row; ``picked`` has the address picked
+    out and stripped of such a row, unless it is ``skipped`` (decided without an address).
+    One string for the texts costs a fraction of thousands to send."""
 
     lines: list[int]
     texts: str
@@ -71,7 +73,8 @@ class Look(NamedTuple):
     (scope and reason), ``by_domain`` (the domain rule) and ``restricted``: restriction is named
     after the suppressions the main process may still find (partners' hashed lists).
     ``normalised`` holds the normal forms ("" where
-    there is none), when they were asked for.
+    there is none), when they were asked for. ``padded`` lists the rows read unsplit that have
+    a field to strip: they are written as the csv module writes them stripped, not as read.
     """
 
     digests: bytes
@@ -83,6 +86,7 @@ class Look(NamedTuple):
     by_domain: dict[int, DomainRule]
     restricted: list[int]
     normalised: list[str] | None
+    padded: list[int]
 
 
 class _NormalForms(NamedTuple):
@@ -91,6 +95,7 @@ class _NormalForms(NamedTuple):
     missing: list[int]
     invalid: dict[int, str]
     normalised: list[str]
+    padded: list[int]
 
 
 class FirstLookFailed(RuntimeError):
@@ -154,7 +159,7 @@ class FirstLook:
 
     def judged(self, rows: Rows, forms: _NormalForms) -> Look:
         """The Look of a chunk whose normal forms are known, in file order."""
-        digests, blank, missing, invalid, normalised = forms
+        digests, blank, missing, invalid, normalised, padded = forms
         unaddressed = {*rows.skipped, *blank, *missing, *invalid}
         repeats: dict[int, int] = {}
         suppressed: dict[int, tuple[str, str]] = {}
@@ -189,15 +194,17 @@ class FirstLook:
             by_domain,
             restricted,
             kept,
+            padded,
         )
 
 
 def normal_forms(rows: Rows, column: Column) -> _NormalForms:
     """Each row's address, found in its text if need be, in its normal form and hashed: a
-    step at a time over the whole chunk, each a loop in C or a comprehension."""
+    step at a time over the whole chunk, each a loop in C or a comprehension. An address found
+    in a text is stripped, which changes only that of a text with a field to strip."""
     separator, at = column
     texts = rows.texts.split("\n")
-    addresses = [text.split(separator, at + 1)[at] if text else "" for text in texts]
+    addresses = [text.split(separator, at + 1)[at].strip() if text else "" for text in texts]
     for index, address in rows.picked.items():
         addresses[index] = address
     normalised, invalid = normalise_all(addresses)
@@ -208,7 +215,9 @@ def normal_forms(rows: Rows, column: Column) -> _NormalForms:
         if index not in skipped:
             empty = not texts[index].replace(separator, "").strip()
             (blank if empty else missing).append(index)
-    return _NormalForms(email_digests(normalised), blank, missing, invalid, normalised)
+    plain = unpadded(separator)
+    padded = [index for index, text in enumerate(texts) if text and not plain(text)]
+    return _NormalForms(email_digests(normalised), blank, missing, invalid, normalised, padded)
 
 
 class InPlace:

@@ -38,7 +38,8 @@ class Cleaned(NamedTuple):
 class CleanedChunk:
     """Rows read together and their verdicts: ``verdicts`` maps the position of every rejected
     row to its reason and detail, ``links`` that of every kept row to its link values when
-    they were asked for; ``dropped`` holds the blank rows, which count as none."""
+    they were asked for; ``dropped`` holds the blank rows, which count as none, and
+    ``padded`` the rows read as text that have a field to strip."""
 
     def __init__(
         self,
@@ -47,6 +48,7 @@ class CleanedChunk:
         links: dict[int, tuple[str, str, str]],
         *,
         dropped: set[int],
+        padded: Iterable[int] = (),
         width: int,
         separator: str,
     ) -> None:
@@ -54,6 +56,8 @@ class CleanedChunk:
         self.verdicts = verdicts
         self.links = links
         self.dropped = dropped
+        # Written by the csv module, not copied: links added, or fields to strip.
+        self.rewritten = {*links, *padded}
         self.width = width
         self.separator = separator
 
@@ -92,7 +96,7 @@ class CleanedChunk:
         separator, verdicts, links, fields = self.separator, self.verdicts, self.links, self.fields
         texts, line_of = self.raw.texts, _line_writer(separator)
         kept = [*texts]
-        for position in {*self.raw.others, *links}.difference(verdicts, self.dropped):
+        for position in self.rewritten.union(self.raw.others).difference(verdicts, self.dropped):
             kept[position] = line_of([*fields(position), *links.get(position, ())])[:-_ENDING]
         chosen = bytearray(b"\x01") * len(texts)
         for position in chain(verdicts, self.dropped):
@@ -101,7 +105,7 @@ class CleanedChunk:
         unquoted = {detail: not _needs_quotes(detail, separator) for _, detail in verdicts.values()}
         rejected = [
             f"{text}{separator}{reason}{separator}{detail}{LINE_END}"
-            if (text := texts[position]) and position not in links and unquoted[detail]
+            if (text := texts[position]) and position not in self.rewritten and unquoted[detail]
             else line_of([*fields(position), reason, detail])
             for position, (reason, detail) in sorted(verdicts.items())
         ]
