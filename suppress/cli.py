@@ -751,7 +751,7 @@ def clean_command(
         _cycle_collector_paused(),
     ):
         index = clean.email_column(table.header, email_column)
-        records: Iterable[RawChunk] = table.raw_chunks(clean.CHUNK_ROWS)
+        records: Iterable[RawChunk] = table.raw_chunks(clean.CHUNK_ROWS, padded_unsplit=True)
         if watched():
             records = _with_progress(table, records, "cleaning", every=1)
         chunks = clean.cleaned_chunks(

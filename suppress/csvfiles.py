@@ -54,9 +54,9 @@ class CsvRecord(NamedTuple):
 @dataclass
 class RawChunk:
     """Rows read together as cheaply as can be, column by column: row ``i`` is on line
-    ``lines[i]``; a plain row (see CsvRecord) comes unsplit as ``texts[i]``, never empty; any
-    other has ``texts[i]`` "" and ``others[i]``, its fields as read and its problem (or
-    None)."""
+    ``lines[i]``; a plain row (see CsvRecord) comes unsplit as ``texts[i]``, never empty, and
+    so may one with a field to strip (``CsvFile.raw_chunks``); any other has ``texts[i]`` ""
+    and ``others[i]``, its fields as read and its problem (or None)."""
 
     lines: list[int] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
@@ -244,14 +244,16 @@ class CsvFile:
                 else:
                     yield CsvRecord(line, *chunk.others[position])
 
-    def raw_chunks(self, size: int) -> Iterator[RawChunk]:
+    def raw_chunks(self, size: int, *, padded_unsplit: bool = False) -> Iterator[RawChunk]:
         """``records()`` as RawChunks of about ``size`` rows: for reading a million rows, where
         splitting every line and handing out each row on its own cost more than the reading.
 
         A plain line is not taken apart at all (the csv module would only split it); a line
         with a quote character goes to the csv module, which reads on while a quoted field
         spans lines. A line with a field to strip is split here: whoever strips it needs the
-        fields anyway, and every other line can be used as it is.
+        fields anyway, and every other line can be used as it is. With ``padded_unsplit`` it
+        comes unsplit too, for whoever takes the texts apart to tell (``unpadded``): a
+        ``clean`` does that in its worker, where it costs the reading nothing.
         """
         width, separator = len(self.columns), self.separator
         separators = width - 1
@@ -264,7 +266,7 @@ class CsvFile:
             line += 1
             if '"' not in text and len(text) <= longest:
                 body = text.rstrip("\r\n")
-                if body and body.count(separator) == separators and plain(body):
+                if body and body.count(separator) == separators and (padded_unsplit or plain(body)):
                     add_line(line)
                     add_text(body)
                     if len(chunk.lines) >= size:

@@ -574,7 +574,7 @@ def covering_suppressions(
 
 @dataclass(frozen=True)
 class PackedSuppressions:
-    """The active suppressions of a scope, packed for matching in memory, perhaps in another
+    """Active suppressions of a scope, packed for matching in memory, perhaps in another
     process: records of a digest key and the reason's index in REASONS
     (SUPPRESSION_RECORD_BYTES each), those of the list and those in the global scope apart."""
 
@@ -586,22 +586,73 @@ class PackedSuppressions:
         """``{digest key: (scope, reason)}``, the key being the first DIGEST_KEY_BYTES of the
         SHA-256 digest. As in ``covering_suppressions``, the global suppression is named when
         both apply."""
-        found = _by_digest_key(self.on_the_list, self.list or GLOBAL_SCOPE)
-        found.update(_by_digest_key(self.everywhere, GLOBAL_SCOPE))
+        found: dict[bytes, tuple[str, str]] = {}
+        self.add_to(found)
         return found
 
+    def add_to(self, found: dict[bytes, tuple[str, str]]) -> None:
+        """Add these to ``found``, which holds other parts of the same scope's suppressions: the
+        global suppression stays the one named when both apply, whichever part it came in."""
+        if self.on_the_list:
+            on_the_list = _records(self.on_the_list, self.list or GLOBAL_SCOPE)
+            found.update([(key, named) for key, named in on_the_list if key not in found])
+        found.update(_records(self.everywhere, GLOBAL_SCOPE))
 
-def packed_suppressions(connection: Connection, list: str | None) -> PackedSuppressions | None:
-    """Every active suppression in scope, read in one pass; None when the table holds more than
-    IN_MEMORY_LIMIT rows. Runs on ``connection``, which may be the session's own lent to
-    another thread while its owner waits, so that the file's uncommitted view is the one read.
+
+def packed_suppressions(
+    connection: Connection, list: str | None, parts: int = 1
+) -> Iterator[PackedSuppressions] | None:
+    """Every active suppression in scope, read in ``parts`` passes over ranges of ids, each
+    when the one before has been taken; None when the table holds more than IN_MEMORY_LIMIT
+    rows. Runs on ``connection``, which may be the session's own lent to another thread while
+    its owner waits, so that the file's uncommitted view is the one read.
 
     For matching a long file: an index lookup per address costs SQLite several microseconds
     once the table outgrows its cache. Each scope's rows come back as one string of
-    fixed-width records, far cheaper to take apart than a million result rows.
+    fixed-width records, far cheaper to take apart than a million result rows; in parts, so
+    that whoever takes them apart can start while the rest are read. A row is read once,
+    whatever changes between the passes.
     """
-    if connection.scalar(select(func.count()).select_from(Suppression)) > IN_MEMORY_LIMIT:
+    # Two subqueries, each answered from an end of the primary key's b-tree (one query of both
+    # aggregates would make SQLite read every row). The ids bound the count from above, so the
+    # rows are counted, a pass over a whole index, only when the ids span more than the limit.
+    first, last = connection.execute(
+        select(
+            select(func.min(Suppression.id)).scalar_subquery(),
+            select(func.max(Suppression.id)).scalar_subquery(),
+        )
+    ).one()
+    if (
+        first is not None
+        and last - first >= IN_MEMORY_LIMIT
+        and _count(connection) > IN_MEMORY_LIMIT
+    ):
         return None
+    return (_packed(connection, list, ids) for ids in _id_ranges(first, last, parts))
+
+
+def _count(connection: Connection) -> int:
+    return connection.scalar(select(func.count()).select_from(Suppression)) or 0
+
+
+def _id_ranges(
+    first: int | None, last: int | None, parts: int
+) -> list[tuple[ColumnElement[bool], ...]]:
+    """Conditions on the id that split the rows between ``first`` and ``last`` into ``parts``
+    ranges: the first and last open-ended, so that together they hold every row."""
+    if first is None or last is None:
+        return [()]
+    step = (last - first) // parts + 1
+    bounds = [first + step * number for number in range(1, parts)]
+    ids = Suppression.id
+    lows = [(), *((ids >= bound,) for bound in bounds)]
+    highs = [*((ids < bound,) for bound in bounds), ()]
+    return [low + high for low, high in zip(lows, highs, strict=True)]
+
+
+def _packed(
+    connection: Connection, list: str | None, ids: tuple[ColumnElement[bool], ...]
+) -> PackedSuppressions:
     # Only the key's hex digits come over: half the string the whole hash would make.
     key = func.substr(Suppression.email_hash, 1, 2 * DIGEST_KEY_BYTES, type_=String)
     record = key + case(
@@ -613,7 +664,7 @@ def packed_suppressions(connection: Connection, list: str | None) -> PackedSuppr
         # reason (the table's check forbids one) fails loudly when unpacked instead.
         else_=literal_column("'ff'"),
     )
-    in_scope = (_in_scope(list), _active(utcnow()))
+    in_scope = (*ids, _in_scope(list), _active(utcnow()))
     if list in (None, GLOBAL_SCOPE):
         # One scope, so one string: a second, always empty, costs a tenth of a second a million.
         everywhere = connection.scalar(select(func.aggregate_strings(record, "")).where(*in_scope))
@@ -630,11 +681,11 @@ def packed_suppressions(connection: Connection, list: str | None) -> PackedSuppr
     )
 
 
-def _by_digest_key(packed: bytes, scope: str) -> dict[bytes, tuple[str, str]]:
+def _records(packed: bytes, scope: str) -> Iterator[tuple[bytes, tuple[str, str]]]:
     size = SUPPRESSION_RECORD_BYTES
     keys = [packed[start : start + size - 1] for start in range(0, len(packed), size)]
     named = [(scope, reason) for reason in REASONS]
-    return dict(zip(keys, map(named.__getitem__, packed[size - 1 :: size]), strict=True))
+    return zip(keys, map(named.__getitem__, packed[size - 1 :: size]), strict=True)
 
 
 def import_suppressions(

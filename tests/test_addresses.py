@@ -6,20 +6,26 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from suppress import addresses
 from suppress.addresses import (
     B2B,
     CONSUMER,
     CONSUMER_DOMAINS,
+    NO_DIGEST,
     ROLE,
     ROLE_LOCAL_PARTS,
     InvalidAddress,
+    _by_domain_forms,
+    _domain_forms,
     _normalise_fast,
     _normalise_slow,
     classify,
     domain_of,
     email_digest,
+    email_digests,
     email_hash,
     normalise,
+    normalise_all,
     normalise_and_hash,
     normalise_stripped,
 )
@@ -164,6 +170,71 @@ def test_normalise_stripped_is_normalise_of_an_address_without_blanks_around_it(
             normalise_stripped(raw)
     else:
         assert normalise_stripped(raw) == expected
+
+
+def test_email_digests_packs_each_digest_and_zeros_for_none():
+    digests = email_digests(["matti@firma.fi", "", "ä@xn--bcher-kva.fi"])
+    expected = [email_digest("matti@firma.fi"), NO_DIGEST, email_digest("ä@xn--bcher-kva.fi")]
+    assert digests == b"".join(expected)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "Päivi.Mäkelä@Sähkö.fi",
+        "ÅSA.ÖHMAN@PÖLLÄNEN.COM",
+        "matti@xn--kkset-graa3f.fi",
+        "Mikko@Kone--Oy.fi",
+        "A\u0308@firma.fi",
+        "INFO@Bücher.fi",
+    ],
+)
+def test_internationalised_addresses_take_the_domain_path(raw):
+    """Guards against the path that spares email-validator's whole check of every
+    internationalised address silently matching nothing."""
+    assert _by_domain_forms(raw) == _normalise_slow(raw)
+
+
+def test_a_domain_is_checked_once(monkeypatch):
+    checked = []
+    real = addresses.validate_email_domain_name
+    monkeypatch.setattr(
+        addresses,
+        "validate_email_domain_name",
+        lambda domain, **k: checked.append(domain) or real(domain, **k),
+    )
+    _domain_forms.cache_clear()
+    assert normalise("Päivi@Kone--Oy.fi") == "päivi@kone--oy.fi"
+    assert normalise("Åsa@Kone--Oy.fi") == "åsa@kone--oy.fi"
+    with pytest.raises(InvalidAddress, match="period"):
+        normalise("matti@Sähkö")
+    with pytest.raises(InvalidAddress, match="period"):
+        normalise("maija@Sähkö")
+    assert checked == ["Kone--Oy.fi", "Sähkö"]
+    _domain_forms.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "stripped",
+    [
+        ["Matti@Firma.fi", "", "päivi@Sähkö.fi", "matti", "MATTI@FIRMA.FI", "\u212a@firma.fi"],
+        ["x" * 250 + "@firma.fi", "a@b.fi", "matti@firma.local", "Matti <matti@firma.fi>"],
+        [],
+    ],
+)
+def test_normalise_all_is_normalise_stripped_of_each(stripped):
+    assert normalise_all(stripped) == _one_by_one(stripped)
+
+
+def _one_by_one(stripped: list[str]) -> tuple[list[str], dict[int, str]]:
+    normalised, invalid = [], {}
+    for index, address in enumerate(stripped):
+        try:
+            normalised.append(normalise_stripped(address) if address else "")
+        except InvalidAddress as error:
+            normalised.append("")
+            invalid[index] = str(error)
+    return normalised, invalid
 
 
 def test_normalise_and_hash_rejects_like_normalise():
@@ -363,3 +434,62 @@ def test_no_reason_quotes_the_address(raw):
     else:
         return
     assert "zqx" not in reason.lower()
+
+
+def _verdict(normalise_by, raw: object) -> str | None:
+    try:
+        return normalise_by(raw)
+    except InvalidAddress as error:
+        return f"refused: {error}"
+
+
+# Addresses in the domain path's shape, and just outside it: local parts of ASCII, letters and
+# marks from anywhere and the characters it must not take (quote, <, @, a space), domains
+# internationalised, `xn--` or `--`, with a mark after the @, a bracket, a special-use name,
+# or long enough to cross 254 octets once IDNA-encoded.
+_LOCAL_CHARACTERS = st.characters(categories=["L", "M", "N"]) | st.sampled_from(
+    _TRICKY + _ATEXT + '..."<@ \u0301\u0338'
+)
+_DOMAINS = st.sampled_from(
+    [
+        "Sähkö.fi",
+        "xn--kkset-graa3f.fi",
+        "XN--BCHER-KVA.FI",
+        "Kone--Oy.fi",
+        "ääkköset.fi",
+        "firma",
+        "firma.local",
+        "\u0301firma.fi",
+        "[127.0.0.1]",
+        "firma.fi>",
+        "",
+        "ΕΛΛΆΔΑ.ΕΛ",
+        "xn--zz.fi",
+        "a-.fi",
+        "b\u00fccher." + "ä" * 60 + ".fi",
+        "firma\u3002fi",
+        "faß.de",
+    ]
+)
+domain_shaped = st.builds(
+    lambda local, domain, padding: padding + local + "@" + domain,
+    st.text(_LOCAL_CHARACTERS, min_size=0, max_size=16),
+    _DOMAINS,
+    st.sampled_from(["", "", "", "x" * 170, "x" * 230]),
+)
+
+
+@settings(PROPERTY, max_examples=1500)
+@given(domain_shaped | international | near_valid_ascii())
+def test_the_domain_path_agrees_with_email_validator(raw):
+    """Whatever the domain path decides, email-validator decides the same, in the very same
+    normal form or with the very same reason."""
+    remembered = _verdict(_by_domain_forms, raw)
+    event("domain path" if remembered is not None else "slow path")
+    assert remembered is None or remembered == _verdict(_normalise_slow, raw)
+
+
+@settings(PROPERTY, max_examples=100)
+@given(st.lists(near_valid_ascii().map(str.strip) | international | st.just(""), max_size=12))
+def test_normalise_all_agrees_with_normalise_stripped_on_lists(stripped):
+    assert normalise_all(stripped) == _one_by_one(stripped)

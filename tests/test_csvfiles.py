@@ -120,6 +120,29 @@ def test_raw_chunks_leave_a_plain_line_unsplit_and_give_any_other_its_fields(wri
     }
 
 
+@settings(deadline=None, max_examples=300)
+@given(
+    st.sampled_from([",", ";"]),
+    st.text(alphabet='ab ,;"\r\n', max_size=60),
+    st.integers(1, 4),
+)
+def test_raw_chunks_of_any_size_hold_the_same_rows(separator, body, size):
+    """However few lines are read together, a quoted field may run on past them."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "list.csv"
+        path.write_bytes(f"email{separator}name\n{body}".encode())
+        assert rows_in_chunks(path, size) == rows_in_chunks(path, 1000)
+
+
+def rows_in_chunks(path, size):
+    with CsvFile(path) as table:
+        return [
+            (line, text, chunk.others.get(position))
+            for chunk in table.raw_chunks(size)
+            for position, (line, text) in enumerate(zip(chunk.lines, chunk.texts, strict=True))
+        ]
+
+
 def test_raw_chunks_come_size_rows_at_a_time(write_csv):
     path = write_csv("email\n" + "a@b.fi\n" * 5)
     with CsvFile(path) as table:

@@ -271,9 +271,11 @@ def test_suppressed_among_gives_the_same_answer_by_scan_and_by_index(app, monkey
     assert suppressed_among(iter(candidates)) == expected
 
 
-def unpacked(list=None):
-    packed = suppressions.packed_suppressions(db.session.connection(), list)
-    return packed.unpacked()
+def unpacked(list=None, parts=1):
+    found = {}
+    for part in suppressions.packed_suppressions(db.session.connection(), list, parts):
+        part.add_to(found)
+    return found
 
 
 def key(address):
@@ -296,6 +298,25 @@ def test_packed_suppressions_hold_those_in_scope_by_digest_key_global_named_firs
     }
 
 
+@pytest.mark.parametrize("parts", [2, 3, 7])
+def test_packed_suppressions_read_in_parts_are_those_read_at_once(app, parts):
+    """However the rows fall into parts, each is read once and the global suppression named."""
+    create_list("news", "News")
+    add("list-first@b.fi", scope="news")
+    for number in range(5):
+        add(f"user{number}@b.fi", scope=("global", "news")[number % 2], reason="bounced")
+    add("list-first@b.fi", reason="complained")
+    add("global-first@b.fi", reason="objected")
+    add("global-first@b.fi", scope="news")
+    for list in (None, "news"):
+        assert unpacked(list, parts) == unpacked(list) == packed_at_once(list)
+
+
+def packed_at_once(list):
+    packed = suppressions.packed_suppressions(db.session.connection(), list)
+    return next(packed).unpacked()
+
+
 def test_packed_suppressions_keep_an_erased_address_by_its_hash(app):
     add("gone@b.fi", reason="erased")
     db.session.execute(Suppression.__table__.update().values(email=None))
@@ -306,6 +327,16 @@ def test_past_the_in_memory_limit_there_are_no_packed_suppressions(app, monkeypa
     add("a@b.fi")
     monkeypatch.setattr(suppressions, "IN_MEMORY_LIMIT", 0)
     assert suppressions.packed_suppressions(db.session.connection(), None) is None
+
+
+def test_ids_spanning_past_the_limit_are_counted_before_the_suppressions_are_refused(
+    app, monkeypatch
+):
+    for address in ("a@b.fi", "b@b.fi", "c@b.fi"):
+        add(address)
+    lift("b@b.fi", actor="test")
+    monkeypatch.setattr(suppressions, "IN_MEMORY_LIMIT", 2)
+    assert set(unpacked()) == {key("a@b.fi"), key("c@b.fi")}
 
 
 def test_import_writes_rows_in_batches_and_reports_each_refusal(app):

@@ -84,7 +84,10 @@ CHUNK_ROWS = 10_000
 # suppressions are being read into memory, so that neither process waits for them (early on,
 # when the worker's table of addresses met is still small).
 CHUNKS_AHEAD = 3
-CHUNKS_AHEAD_OF_MEMORY = 12
+CHUNKS_AHEAD_OF_MEMORY = 24
+# Passes the suppressions are read in for the first look, which takes each in while the next
+# is read: it waits then only for the last to be taken in, not for all of them.
+SUPPRESSION_PARTS = 8
 EMAIL_COLUMN = "email"
 _NO_ADDRESS = ("invalid", "no address")
 
@@ -206,7 +209,7 @@ def cleaned_chunks(
                 chain(first, read),
                 looker,
                 judge,
-                reader.submit(_in_memory, db.session.connection(), mailing_list, domains),
+                reader.submit(_in_memory, db.session.connection(), mailing_list, domains, looker),
             )
     else:
         looker = firstlook.InPlace(column, keep_normalised)
@@ -254,13 +257,24 @@ def _learn(in_memory: Future[InMemory], judge: "_Judge", looker: Looker) -> None
 
 
 def _in_memory(
-    connection: Connection, mailing_list: MailingList | None, domains: DomainRules
+    connection: Connection,
+    mailing_list: MailingList | None,
+    domains: DomainRules,
+    looker: Looker,
 ) -> InMemory:
     """What the first look of a long file matches in memory (run by the reader thread): the
-    domain rules only with the suppressions, which come first."""
-    suppressions = packed_suppressions(connection, mailing_list.slug if mailing_list else None)
+    suppressions handed to it part by part as they are read but the last, which comes with
+    the rest; the domain rules only with the suppressions, which come first."""
+    parts = packed_suppressions(
+        connection, mailing_list.slug if mailing_list else None, SUPPRESSION_PARTS
+    )
+    last = None
+    for part in parts or ():
+        if last is not None:
+            looker.take(last)
+        last = part
     restricted = None if mailing_list else frozenset(register.restricted(connection))
-    return InMemory(suppressions, restricted, domains if suppressions is not None else None)
+    return InMemory(last, restricted, domains if last is not None else None)
 
 
 def _overflow(problem: str, fields: list[str], width: int) -> str:
@@ -321,6 +335,7 @@ class _Judge:
             verdicts,
             links,
             dropped={*chunk.blank, *look.blank},
+            padded=look.padded,
             width=self.width,
             separator=self.separator,
         )
@@ -418,14 +433,16 @@ def _by_domain(
 
 def _worded(look: Look) -> dict[int, tuple[str, str]]:
     """The first look's verdicts with their details, by row index in the chunk sent; all but
-    restriction, which comes after what the register may still find."""
+    restriction, which comes after what the register may still find. A suppression's detail
+    is worded once a chunk: thousands of rows share a few."""
     verdicts = dict.fromkeys(look.missing, _NO_ADDRESS)
     for index, why in look.invalid.items():
         verdicts[index] = ("invalid", why)
     for index, first in look.repeats.items():
         verdicts[index] = ("duplicate", f"same address as line {first}")
-    for index, (scope, why) in look.suppressed.items():
-        verdicts[index] = ("suppressed", f"{scope}: {why}")
+    suppressed = look.suppressed
+    worded = {named: ("suppressed", "{}: {}".format(*named)) for named in {*suppressed.values()}}
+    verdicts.update(zip(suppressed, map(worded.__getitem__, suppressed.values()), strict=True))
     for index, rule in look.by_domain.items():
         verdicts[index] = ("suppressed", str(rule))
     return verdicts

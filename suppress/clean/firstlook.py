@@ -19,12 +19,11 @@ from collections import deque
 from multiprocessing.connection import Connection
 from typing import NamedTuple, Protocol
 
-from suppress.addresses import InvalidAddress, email_digest, normalise_stripped
+from suppress.addresses import DIGEST_BYTES, email_digests, normalise_all
+from suppress.csvfiles import unpadded
 from suppress.domains import DomainRule, DomainRules
 from suppress.suppressions import DIGEST_KEY_BYTES, PackedSuppressions
 
-DIGEST_BYTES = 32
-NONE = bytes(DIGEST_BYTES)
 # How long a worker may take to stop once told to, before it is killed.
 STOP_SECONDS = 5.0
 
@@ -32,10 +31,10 @@ _FORK = multiprocessing.get_context("fork")
 
 
 class InMemory(NamedTuple):
-    """What is matched in memory: the suppressions in scope, the digest keys of the restricted
-    addresses, and the domain rules in scope (only with the suppressions: an address's own
-    suppression is named before its domain's); None where the main process looks them up or
-    matches them itself."""
+    """What is matched in memory: the suppressions in scope (the last part of them, the others
+    having been ``take``n before), the digest keys of the restricted addresses, and the domain
+    rules in scope (only with the suppressions: an address's own suppression is named before
+    its domain's); None where the main process looks them up or matches them itself."""
 
     suppressions: PackedSuppressions | None
     restricted: frozenset[bytes] | None
@@ -53,10 +52,11 @@ class Column(NamedTuple):
 
 
 class Rows(NamedTuple):
-    """A chunk as the first look is sent it: each row's line, and the plain rows' texts (the
-    address is found in them) one a line in ``texts``, "" for any other row; ``picked`` has
-    the address picked out and stripped of such a row, unless it is ``skipped`` (decided
-    without an address). One string for the texts costs a fraction of thousands to send."""
+    """A chunk as the first look is sent it: each row's line, and the texts of the rows read
+    unsplit (the address is found in them, and those with a field to strip are told apart
+    here) one a line in ``texts``, "" for any other row; ``picked`` has the address picked
+    out and stripped of such a row, unless it is ``skipped`` (decided without an address).
+    One string for the texts costs a fraction of thousands to send."""
 
     lines: list[int]
     texts: str
@@ -73,7 +73,8 @@ class Look(NamedTuple):
     (scope and reason), ``by_domain`` (the domain rule) and ``restricted``: restriction is named
     after the suppressions the main process may still find (partners' hashed lists).
     ``normalised`` holds the normal forms ("" where
-    there is none), when they were asked for.
+    there is none), when they were asked for. ``padded`` lists the rows read unsplit that have
+    a field to strip: they are written as the csv module writes them stripped, not as read.
     """
 
     digests: bytes
@@ -85,6 +86,7 @@ class Look(NamedTuple):
     by_domain: dict[int, DomainRule]
     restricted: list[int]
     normalised: list[str] | None
+    padded: list[int]
 
 
 class _NormalForms(NamedTuple):
@@ -93,6 +95,7 @@ class _NormalForms(NamedTuple):
     missing: list[int]
     invalid: dict[int, str]
     normalised: list[str]
+    padded: list[int]
 
 
 class FirstLookFailed(RuntimeError):
@@ -100,6 +103,10 @@ class FirstLookFailed(RuntimeError):
 
 
 class Looker(Protocol):
+    def take(self, suppressions: PackedSuppressions) -> None:
+        """Match these suppressions too: a part of those in scope, read ahead of the rest;
+        safe to call from another thread than the one sending chunks."""
+
     def learn(self, in_memory: InMemory) -> None:
         """Match what ``in_memory`` holds from now on; due before the first ``receive``."""
 
@@ -113,7 +120,8 @@ class Looker(Protocol):
 
 
 class FirstLook:
-    """The first look, chunk after chunk, remembering every address met.
+    """The first look, chunk after chunk, remembering every address met; the normal forms
+    are handed on when ``keep_normalised``, which matching domain rules needs too.
 
     ``met`` maps the digest key of every address met to the line it was first met on and, until
     then, that of every suppressed address to its scope and reason: one lookup per address
@@ -127,10 +135,13 @@ class FirstLook:
         self.restricted: frozenset[bytes] = frozenset()
         self.domains: DomainRules | None = None
 
+    def take(self, suppressions: PackedSuppressions) -> None:
+        """Add a part of the suppressions; only they are in ``met`` until the first look."""
+        suppressions.add_to(self.met)
+
     def learn(self, in_memory: InMemory) -> None:
         if in_memory.suppressions is not None:
-            met, self.met = self.met, in_memory.suppressions.unpacked()
-            self.met.update(met)
+            self.take(in_memory.suppressions)
         if in_memory.restricted is not None:
             self.restricted = in_memory.restricted
         if in_memory.domains:
@@ -139,9 +150,16 @@ class FirstLook:
     def of(self, rows: Rows) -> Look:
         return self.judged(rows, normal_forms(rows, self.column))
 
+    def held(self, rows: Rows, forms: _NormalForms) -> tuple[Rows, _NormalForms]:
+        """What of a chunk is kept while it waits to be judged: its lines, and its normal
+        forms only when they are handed on (domain rules, matched in memory, come only then)."""
+        if not self.keep_normalised:
+            forms = forms._replace(normalised=[])
+        return rows._replace(texts=""), forms
+
     def judged(self, rows: Rows, forms: _NormalForms) -> Look:
         """The Look of a chunk whose normal forms are known, in file order."""
-        digests, blank, missing, invalid, normalised = forms
+        digests, blank, missing, invalid, normalised, padded = forms
         unaddressed = {*rows.skipped, *blank, *missing, *invalid}
         repeats: dict[int, int] = {}
         suppressed: dict[int, tuple[str, str]] = {}
@@ -176,42 +194,30 @@ class FirstLook:
             by_domain,
             restricted,
             kept,
+            padded,
         )
 
 
 def normal_forms(rows: Rows, column: Column) -> _NormalForms:
-    """Each row's address, found in its text if need be, in its normal form and hashed."""
+    """Each row's address, found in its text if need be, in its normal form and hashed: a
+    step at a time over the whole chunk, each a loop in C or a comprehension. An address found
+    in a text is stripped, which changes only that of a text with a field to strip."""
     separator, at = column
-    picked = rows.picked
-    special = {*picked, *rows.skipped}
-    digests = bytearray()
+    texts = rows.texts.split("\n")
+    addresses = [text.split(separator, at + 1)[at].strip() if text else "" for text in texts]
+    for index, address in rows.picked.items():
+        addresses[index] = address
+    normalised, invalid = normalise_all(addresses)
     blank: list[int] = []
     missing: list[int] = []
-    invalid: dict[int, str] = {}
-    normalised: list[str] = []
-    add_normal = normalised.append
-    for index, text in enumerate(rows.texts.split("\n")):
-        if index in special:
-            address = picked.get(index, "")
-        else:
-            address = text.split(separator, at + 1)[at]
-            if not address:
-                empty = not text.replace(separator, "").strip()
-                (blank if empty else missing).append(index)
-        if not address:
-            digests += NONE
-            add_normal("")
-            continue
-        try:
-            normal = normalise_stripped(address)
-        except InvalidAddress as error:
-            invalid[index] = str(error)
-            digests += NONE
-            add_normal("")
-            continue
-        digests += email_digest(normal)
-        add_normal(normal)
-    return _NormalForms(bytes(digests), blank, missing, invalid, normalised)
+    skipped = set(rows.skipped)
+    for index in [index for index, address in enumerate(addresses) if not address]:
+        if index not in skipped:
+            empty = not texts[index].replace(separator, "").strip()
+            (blank if empty else missing).append(index)
+    plain = unpadded(separator)
+    padded = [index for index, text in enumerate(texts) if text and not plain(text)]
+    return _NormalForms(email_digests(normalised), blank, missing, invalid, normalised, padded)
 
 
 class InPlace:
@@ -220,6 +226,9 @@ class InPlace:
     def __init__(self, column: Column, keep_normalised: bool) -> None:
         self._first_look = FirstLook(column, keep_normalised)
         self._chunks: deque[Rows] = deque()
+
+    def take(self, suppressions: PackedSuppressions) -> None:
+        self._first_look.take(suppressions)
 
     def learn(self, in_memory: InMemory) -> None:
         self._first_look.learn(in_memory)
@@ -256,6 +265,9 @@ class InWorker:
         sender.close()
         self._unanswered = 0
 
+    def take(self, suppressions: PackedSuppressions) -> None:
+        self._inbox.put(suppressions)
+
     def learn(self, in_memory: InMemory) -> None:
         self._inbox.put(in_memory)
 
@@ -289,16 +301,20 @@ class InWorker:
 
 
 def _serve(
-    inbox: "multiprocessing.Queue[InMemory | Rows | None]",
+    inbox: "multiprocessing.Queue[PackedSuppressions | InMemory | Rows | None]",
     looks: Connection,
     first_look: FirstLook,
 ) -> None:
     """The worker's loop: one Look per chunk, in order, until told to stop; the chunks that
-    come before what is to be matched in memory wait for it, normalised."""
+    come before what is to be matched in memory wait for it, normalised, while the parts of
+    the suppressions read ahead are taken in."""
     # Ctrl-C reaches the whole process group; the command stops the worker itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     waiting: deque[tuple[Rows, _NormalForms]] | None = deque()
     while (message := inbox.get()) is not None:
+        if isinstance(message, PackedSuppressions):
+            first_look.take(message)
+            continue
         if isinstance(message, InMemory):
             first_look.learn(message)
             while waiting:
@@ -309,4 +325,4 @@ def _serve(
         if waiting is None:
             looks.send(first_look.judged(message, forms))
         else:
-            waiting.append((message._replace(texts=""), forms))  # only the lines are judged
+            waiting.append(first_look.held(message, forms))

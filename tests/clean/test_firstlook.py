@@ -71,6 +71,27 @@ def test_a_worker_takes_the_same_first_look_and_holds_chunks_until_it_learns():
     )
 
 
+@pytest.mark.parametrize("looker", [InPlace, InWorker])
+def test_suppressions_taken_in_parts_ahead_are_matched_with_the_last(looker):
+    """A part read ahead names a global suppression even when the list's comes later."""
+    looker = looker(COLUMN, keep_normalised=False)
+    news = REASONS.index("manual")
+    looker.take(PackedSuppressions("news", b"", key("a@b.fi") + bytes([REASONS.index("bounced")])))
+    looker.learn(
+        InMemory(
+            PackedSuppressions("news", key("a@b.fi") + bytes([news]), b""),
+            restricted=frozenset(),
+        )
+    )
+    looker.send(FIRST)
+    try:
+        first = looker.receive()
+    finally:
+        looker.close()
+    assert first.suppressed == {0: ("global", "bounced")}
+    assert first.repeats == {1: 2}
+
+
 def test_a_worker_that_dies_is_reported_instead_of_waited_for():
     looker = InWorker(COLUMN, keep_normalised=False)
     looker.learn(IN_MEMORY)

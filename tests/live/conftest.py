@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -57,9 +58,30 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _unused_port() -> int:
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        return listener.getsockname()[1]
+def _start_gunicorn(env: dict[str, str], listener: socket.socket, **popen: Any) -> subprocess.Popen:
+    """gunicorn with the project's config, serving ``listener``, a socket bound by the caller and
+    handed over by its descriptor.
+
+    A port found free and released for gunicorn to bind a moment later can be taken by another
+    process in between (a parallel test run, a fake provider), and the health check would then
+    reach that process instead.
+    """
+    descriptor = listener.fileno()
+    command = [
+        str(BIN / "gunicorn"),
+        "--config",
+        "gunicorn.conf.py",
+        "--bind",
+        f"fd://{descriptor}",
+        "wsgi:app",
+    ]
+    return subprocess.Popen(command, cwd=ROOT, env=env, pass_fds=[descriptor], **popen)
+
+
+@pytest.fixture(scope="session")
+def start_gunicorn() -> Callable[..., subprocess.Popen]:
+    """``_start_gunicorn``, for the tests that start servers of their own."""
+    return _start_gunicorn
 
 
 def _wait_until_healthy(base_url: str, process: subprocess.Popen, log: Path) -> None:
@@ -138,12 +160,11 @@ def live_service(
     """gunicorn with the project's config on a free port, over a freshly migrated SQLite file."""
     folder = tmp_path_factory.mktemp("live-service")
     database_url = f"sqlite:///{folder / 'suppress.db'}"
-    port = _unused_port()
-    base_url = f"http://127.0.0.1:{port}"
+    listener = socket.create_server(("127.0.0.1", 0))
+    base_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     # Settings from the caller's shell would make the server differ from what the test names.
     env = {key: value for key, value in os.environ.items() if not key.startswith("SUPPRESS_")}
     env |= {
-        "SUPPRESS_BIND": f"127.0.0.1:{port}",
         "SUPPRESS_DATABASE_URL": database_url,
         "SUPPRESS_SECRET_KEY": SECRET_KEY,
         "SUPPRESS_BASE_URL": base_url,
@@ -167,14 +188,8 @@ def live_service(
     )
 
     log = folder / "gunicorn.log"
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+    with listener, log.open("wb") as output:
+        server = _start_gunicorn(env, listener, stdout=output, stderr=subprocess.STDOUT)
     # A fresh connection for every read: NullPool never hands back one used before.
     engine = create_engine(database_url, poolclass=NullPool)
     try:

@@ -4,7 +4,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,49 +14,32 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.live
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+START_TIMEOUT_S = 20
 
 
 def get(url: str) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(url, timeout=START_TIMEOUT_S) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
 
 
 @pytest.fixture
-def serve(tmp_path):
-    """Start gunicorn with the project's config on a free port; stop it afterwards."""
+def serve(tmp_path, start_gunicorn):
+    """Start gunicorn with the project's config on a loopback port; stop it afterwards."""
     started = []
 
     def start(database_url: str) -> str:
-        port = free_port()
-        env = {
-            **os.environ,
-            "SUPPRESS_BIND": f"127.0.0.1:{port}",
-            "SUPPRESS_DATABASE_URL": database_url,
-            "SUPPRESS_SECRET_KEY": "live-test",
-        }
-        command = [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "wsgi:app"]
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        env = {**os.environ, "SUPPRESS_DATABASE_URL": database_url, "SUPPRESS_SECRET_KEY": "live"}
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            port = listener.getsockname()[1]
+            process = start_gunicorn(
+                env, listener, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
         started.append(process)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return base
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError("gunicorn did not start listening within 20 s")
+        # The socket listens already: a first request waits in its queue while gunicorn boots.
+        return f"http://127.0.0.1:{port}"
 
     yield start
     for process in started:
@@ -89,6 +71,16 @@ def test_gunicorn_answers_503_when_the_database_is_down(serve):
     status, body = get(serve("postgresql+psycopg://x:y@127.0.0.1:1/none") + "/healthz")
     assert status == 503
     assert b'"database":"unreachable"' in body
+
+
+def test_gunicorn_takes_its_address_and_workers_from_the_settings():
+    env = {**os.environ, "SUPPRESS_BIND": "127.0.0.1:8765", "SUPPRESS_WORKERS": "3"}
+    code = "import runpy; config = runpy.run_path('gunicorn.conf.py'); "
+    code += "print(config['bind'], config['workers'])"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["127.0.0.1:8765", "3"]
 
 
 def test_a_bad_setting_stops_start_up_with_a_message_naming_it():
