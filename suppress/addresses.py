@@ -216,14 +216,9 @@ def normalise(raw: str) -> str:
     return _normalise_fast(raw) or _by_domain_forms(raw) or _normalise_slow(raw)
 
 
-def normalise_stripped(stripped: str) -> str:
-    """``normalise`` of an address with no blanks around it, a call shallower."""
-    return _stripped_fast(stripped) or _by_domain_forms(stripped) or _normalise_slow(stripped)
-
-
 def normalise_all(stripped: list[str]) -> tuple[list[str], dict[int, str]]:
-    """``normalise_stripped`` of each address: the normal forms ("" for an empty address and
-    an invalid one) and, by position, why each invalid one is.
+    """``normalise`` of each address, none with blanks around it: the normal forms ("" for an
+    empty address and an invalid one) and, by position, why each invalid one is.
 
     For a clean's chunks, a million addresses: the fast path's test runs over the whole list
     at once, and only the addresses it is unsure of are taken one by one.
@@ -308,10 +303,7 @@ def _normalise_fast(raw: object) -> str | None:
     """The normal form of a plain-ASCII address in the common shape, or None if unsure."""
     if not isinstance(raw, str):
         return None
-    return _stripped_fast(raw.strip())
-
-
-def _stripped_fast(stripped: str) -> str | None:
+    stripped = raw.strip()
     if not stripped.isascii() or len(stripped) > MAX_ADDRESS_LENGTH:
         return None
     lowered = stripped.lower()

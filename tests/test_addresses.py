@@ -27,7 +27,6 @@ from suppress.addresses import (
     normalise,
     normalise_all,
     normalise_and_hash,
-    normalise_stripped,
 )
 
 # Property tests compare with email-validator, which takes ~40 µs an address; these budgets keep
@@ -161,17 +160,6 @@ def test_normalise_and_hash_equals_its_two_steps(raw):
     assert normalise_and_hash(raw) == (normalise(raw), email_hash(normalise(raw)))
 
 
-@pytest.mark.parametrize("raw", ["Matti.Meikalainen@Yritys.fi", "Päivi@Sähkö.fi", "matti"])
-def test_normalise_stripped_is_normalise_of_an_address_without_blanks_around_it(raw):
-    try:
-        expected = normalise(raw)
-    except InvalidAddress as error:
-        with pytest.raises(InvalidAddress, match=str(error)):
-            normalise_stripped(raw)
-    else:
-        assert normalise_stripped(raw) == expected
-
-
 def test_email_digests_packs_each_digest_and_zeros_for_none():
     digests = email_digests(["matti@firma.fi", "", "ä@xn--bcher-kva.fi"])
     expected = [email_digest("matti@firma.fi"), NO_DIGEST, email_digest("ä@xn--bcher-kva.fi")]
@@ -222,7 +210,7 @@ def test_a_domain_is_checked_once(monkeypatch):
         [],
     ],
 )
-def test_normalise_all_is_normalise_stripped_of_each(stripped):
+def test_normalise_all_is_normalise_of_each(stripped):
     assert normalise_all(stripped) == _one_by_one(stripped)
 
 
@@ -230,7 +218,7 @@ def _one_by_one(stripped: list[str]) -> tuple[list[str], dict[int, str]]:
     normalised, invalid = [], {}
     for index, address in enumerate(stripped):
         try:
-            normalised.append(normalise_stripped(address) if address else "")
+            normalised.append(normalise(address) if address else "")
         except InvalidAddress as error:
             normalised.append("")
             invalid[index] = str(error)
@@ -491,5 +479,5 @@ def test_the_domain_path_agrees_with_email_validator(raw):
 
 @settings(PROPERTY, max_examples=100)
 @given(st.lists(near_valid_ascii().map(str.strip) | international | st.just(""), max_size=12))
-def test_normalise_all_agrees_with_normalise_stripped_on_lists(stripped):
+def test_normalise_all_agrees_with_normalise_on_lists(stripped):
     assert normalise_all(stripped) == _one_by_one(stripped)
