@@ -582,17 +582,11 @@ class PackedSuppressions:
     on_the_list: bytes
     everywhere: bytes
 
-    def unpacked(self) -> dict[bytes, tuple[str, str]]:
-        """``{digest key: (scope, reason)}``, the key being the first DIGEST_KEY_BYTES of the
-        SHA-256 digest. As in ``covering_suppressions``, the global suppression is named when
-        both apply."""
-        found: dict[bytes, tuple[str, str]] = {}
-        self.add_to(found)
-        return found
-
     def add_to(self, found: dict[bytes, tuple[str, str]]) -> None:
-        """Add these to ``found``, which holds other parts of the same scope's suppressions: the
-        global suppression stays the one named when both apply, whichever part it came in."""
+        """Add these to ``found`` (``{digest key: (scope, reason)}``, the key being the first
+        DIGEST_KEY_BYTES of the SHA-256 digest), which may hold other parts of the same scope's
+        suppressions. As in ``covering_suppressions``, the global suppression is named when
+        both apply, whichever part it came in."""
         if self.on_the_list:
             on_the_list = _records(self.on_the_list, self.list or GLOBAL_SCOPE)
             found.update([(key, named) for key, named in on_the_list if key not in found])

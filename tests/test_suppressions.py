@@ -313,8 +313,9 @@ def test_packed_suppressions_read_in_parts_are_those_read_at_once(app, parts):
 
 
 def packed_at_once(list):
-    packed = suppressions.packed_suppressions(db.session.connection(), list)
-    return next(packed).unpacked()
+    found = {}
+    next(suppressions.packed_suppressions(db.session.connection(), list)).add_to(found)
+    return found
 
 
 def test_packed_suppressions_keep_an_erased_address_by_its_hash(app):
