@@ -9,11 +9,14 @@ can point at a line. It knows nothing about what the columns mean.
 
 import codecs
 import csv
+from bisect import bisect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain, compress, islice, repeat
+from operator import and_, eq, gt, not_
 from pathlib import Path
 from types import TracebackType
-from typing import NamedTuple, Self, TextIO
+from typing import NamedTuple, Self
 
 CHUNK_BYTES = 1 << 20
 RECORDS_PER_CHUNK = 1_000
@@ -174,6 +177,18 @@ def _other(
     return fields, None
 
 
+def _without(chunk: RawChunk, blank: list[int]) -> RawChunk:
+    """The chunk without the rows at the positions ``blank`` (in order), the others moved up."""
+    kept = bytearray(b"\x01") * len(chunk.lines)
+    for position in blank:
+        kept[position] = 0
+    return RawChunk(
+        [*compress(chunk.lines, kept)],
+        [*compress(chunk.texts, kept)],
+        {position - bisect(blank, position): other for position, other in chunk.others.items()},
+    )
+
+
 class CsvFile:
     """An open CSV file with a header; iterate ``rows()`` once.
 
@@ -245,8 +260,9 @@ class CsvFile:
                     yield CsvRecord(line, *chunk.others[position])
 
     def raw_chunks(self, size: int, *, padded_unsplit: bool = False) -> Iterator[RawChunk]:
-        """``records()`` as RawChunks of about ``size`` rows: for reading a million rows, where
-        splitting every line and handing out each row on its own cost more than the reading.
+        """``records()`` as RawChunks of at most ``size`` rows: for reading a million rows,
+        where splitting every line and handing out each row on its own cost more than the
+        reading.
 
         A plain line is not taken apart at all (the csv module would only split it); a line
         with a quote character goes to the csv module, which reads on while a quoted field
@@ -255,24 +271,83 @@ class CsvFile:
         comes unsplit too, for whoever takes the texts apart to tell (``unpadded``): a
         ``clean`` does that in its worker, where it costs the reading nothing.
         """
+        line = 1  # the header
+        while texts := [*islice(self._stream, size)]:
+            chunk = self._split_at_once(texts, line, padded_unsplit)
+            if chunk is None:
+                chunk, line = self._split_one_by_one(texts, line, padded_unsplit)
+            else:
+                line += len(texts)
+            if chunk.lines:
+                yield chunk
+
+    def _split_at_once(self, texts: list[str], line: int, padded_unsplit: bool) -> RawChunk | None:
+        """The rows of ``texts``, the lines after ``line``, told apart a test at a time over all
+        of them, each a loop in C; None when a record runs on past a line's end (or the csv
+        module refuses one), for ``_split_one_by_one`` to read.
+
+        Most lines of a long file are plain: only the others are handed to the csv module,
+        together, with a blank line after them that comes back as a record of its own unless
+        a quoted field left open swallows it.
+        """
+        if max(map(len, texts)) > csv.field_size_limit():
+            return None
+        bodies = [*map(str.rstrip, texts, repeat("\r\n"))]
+        others = [
+            *compress(range(len(texts)), map(not_, self._plain(texts, bodies, padded_unsplit)))
+        ]
+        reader = csv.reader([*map(texts.__getitem__, others), "\n"], delimiter=self.separator)
+        try:
+            records = [*reader]
+        except csv.Error:
+            return None
+        if reader.line_num != len(records):
+            return None
+        chunk = RawChunk([*range(line + 1, line + 1 + len(texts))], bodies)
+        blank = []
+        for position, fields in zip(others, records, strict=False):  # but the blank line's
+            bodies[position] = ""
+            other = _other(fields, None, len(self.columns))
+            if other is None:
+                blank.append(position)
+            else:
+                chunk.others[position] = other
+        return _without(chunk, blank) if blank else chunk
+
+    def _plain(self, texts: list[str], bodies: list[str], padded_unsplit: bool) -> list[bool]:
+        """Whether each line is plain (see CsvRecord), a line with a field to strip counting
+        as plain when it is to come ``padded_unsplit``."""
+        separator, separators = self.separator, len(self.columns) - 1
+        plain = [*map(eq, map(str.count, bodies, repeat(separator)), repeat(separators))]
+        if not separators:  # a line of one field: plain when not blank
+            plain = [*map(and_, plain, map(bool, bodies))]
+        # True > False: plain and without a quote character.
+        plain = [*map(gt, plain, map(str.__contains__, texts, repeat('"')))]
+        if not padded_unsplit:
+            test = unpadded(separator)
+            plain = [flag and test(body) for flag, body in zip(plain, bodies, strict=True)]
+        return plain
+
+    def _split_one_by_one(
+        self, texts: list[str], line: int, padded_unsplit: bool
+    ) -> tuple[RawChunk, int]:
+        """The rows of ``texts`` read a line at a time, a quoted field running on into the
+        lines after them if need be; and the number of the last line read."""
         width, separator = len(self.columns), self.separator
         separators = width - 1
         plain = unpadded(separator)
         longest = csv.field_size_limit()
         chunk = RawChunk()
         add_line, add_text = chunk.lines.append, chunk.texts.append
-        line = 1  # the header
-        for text in self._stream:
+        lines = iter(texts)
+        self._quoted_lines.source = chain(lines, self._stream)
+        for text in lines:
             line += 1
             if '"' not in text and len(text) <= longest:
                 body = text.rstrip("\r\n")
                 if body and body.count(separator) == separators and (padded_unsplit or plain(body)):
                     add_line(line)
                     add_text(body)
-                    if len(chunk.lines) >= size:
-                        yield chunk
-                        chunk = RawChunk()
-                        add_line, add_text = chunk.lines.append, chunk.texts.append
                     continue
                 fields, problem = body.split(separator), None
             else:
@@ -282,8 +357,7 @@ class CsvFile:
                 chunk.others[len(chunk.lines)] = other
                 add_line(line)
                 add_text("")
-        if chunk.lines:
-            yield chunk
+        return chunk, line
 
     def _quoted(self, text: str, line: int) -> tuple[list[str], str | None, int]:
         """The csv module's fields from ``text`` and the lines its quoted fields span, and the
@@ -312,11 +386,11 @@ class CsvFile:
 
 
 class _HandedBack:
-    """The stream's lines for the csv reader: first the line handed back, then the further
-    lines a quoted field runs on to."""
+    """The lines for the csv reader: first the line handed back, then the further lines a
+    quoted field runs on to, from ``source``."""
 
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
+    def __init__(self, source: Iterator[str]) -> None:
+        self.source = source
         self._held: str | None = None
 
     def hand_back(self, line: str) -> None:
@@ -327,4 +401,4 @@ class _HandedBack:
 
     def __next__(self) -> str:
         held, self._held = self._held, None
-        return next(self._stream) if held is None else held
+        return next(self.source) if held is None else held

@@ -143,6 +143,38 @@ def rows_in_chunks(path, size):
         ]
 
 
+@pytest.mark.parametrize("size", [1, 2, 1000])
+def test_a_line_longer_than_the_csv_field_limit_is_a_row_with_its_problem(write_csv, size):
+    limit = csv.field_size_limit(40)
+    try:
+        path = write_csv(f"email,note\na@b.fi,x\nc@b.fi,{'y' * 50}\nd@b.fi,z\n")
+        with CsvFile(path) as table:
+            rows = [
+                (line, text, chunk.others.get(position))
+                for chunk in table.raw_chunks(size)
+                for position, (line, text) in enumerate(zip(chunk.lines, chunk.texts, strict=True))
+            ]
+    finally:
+        csv.field_size_limit(limit)
+    assert rows == [
+        (2, "a@b.fi,x", None),
+        (3, "", ([], "unreadable CSV: field larger than field limit (40)")),
+        (4, "d@b.fi,z", None),
+    ]
+
+
+def test_rows_read_together_keep_their_places_when_blank_lines_fall_among_them(write_csv):
+    path = write_csv('email,note\n\na@b.fi,x\n\n"b@b.fi",y\r\n\r\nc@b.fi\nd@b.fi,z\n')
+    with CsvFile(path) as table:
+        (chunk,) = table.raw_chunks(10)
+    assert chunk.lines == [3, 5, 7, 8]
+    assert chunk.texts == ["a@b.fi,x", "", "", "d@b.fi,z"]
+    assert chunk.others == {
+        1: (["b@b.fi", "y"], None),
+        2: (["c@b.fi"], "1 fields where the header has 2"),
+    }
+
+
 def test_raw_chunks_come_size_rows_at_a_time(write_csv):
     path = write_csv("email\n" + "a@b.fi\n" * 5)
     with CsvFile(path) as table:

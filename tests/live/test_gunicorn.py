@@ -91,3 +91,12 @@ def test_a_bad_setting_stops_start_up_with_a_message_naming_it():
     assert result.returncode == 1
     assert "SUPPRESS_WORKERS: expected a whole number" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_what_start_up_made_is_kept_from_the_cycle_collector():
+    """Every command and worker walks it no more: at exit that walk took 0.3 s a command."""
+    code = "import gc, wsgi; print(gc.get_freeze_count() > len(gc.get_objects()))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "True"
