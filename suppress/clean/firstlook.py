@@ -215,9 +215,18 @@ def normal_forms(rows: Rows, column: Column) -> _NormalForms:
         if index not in skipped:
             empty = not texts[index].replace(separator, "").strip()
             (blank if empty else missing).append(index)
-    plain = unpadded(separator)
-    padded = [index for index, text in enumerate(texts) if text and not plain(text)]
+    padded = _padded(rows.texts, texts, separator)
     return _NormalForms(email_digests(normalised), blank, missing, invalid, normalised, padded)
+
+
+def _padded(joined: str, texts: list[str], separator: str) -> list[int]:
+    """The rows read unsplit that have a field to strip: most often none, which one test of
+    all of them together tells (``joined``, their ends meeting at a separator, is unpadded
+    only if each of them is)."""
+    plain = unpadded(separator)
+    if not joined or plain(joined.replace("\n", separator)):
+        return []
+    return [index for index, text in enumerate(texts) if text and not plain(text)]
 
 
 class InPlace:

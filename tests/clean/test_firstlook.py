@@ -6,6 +6,8 @@ import os
 import signal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from suppress.clean.firstlook import (
     Column,
@@ -14,7 +16,9 @@ from suppress.clean.firstlook import (
     InPlace,
     InWorker,
     Rows,
+    normal_forms,
 )
+from suppress.csvfiles import unpadded
 from suppress.domains import DomainRule, DomainRules
 from suppress.models import REASONS
 from suppress.suppressions import DIGEST_KEY_BYTES, PackedSuppressions
@@ -110,3 +114,14 @@ def test_a_worker_whose_answers_are_left_unread_is_stopped():
         looker.send(FIRST)
     looker.close()
     assert not looker.process.is_alive()
+
+
+@given(
+    st.sampled_from([",", ";", "\t"]),
+    st.lists(st.text(alphabet="ab ,;\t\xa0", max_size=8), min_size=1, max_size=6),
+)
+def test_the_rows_with_a_field_to_strip_are_found_whatever_their_neighbours(separator, texts):
+    rows = Rows([*range(2, 2 + len(texts))], "\n".join(texts), {}, [])
+    padded = normal_forms(rows, Column(separator, 0)).padded
+    plain = unpadded(separator)
+    assert padded == [index for index, text in enumerate(texts) if text and not plain(text)]
