@@ -21,6 +21,12 @@ from typing import NamedTuple, Self
 CHUNK_BYTES = 1 << 20
 RECORDS_PER_CHUNK = 1_000
 SEPARATORS = ",;\t|"
+# What ``str.strip`` takes off besides the space (the characters of ``str.isspace``); none of
+# them is printable.
+OTHER_WHITE_SPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 # What a user may call a separator besides the character itself; "\t" is what a shell passes
 # for a tab typed as an escape.
 SEPARATOR_NAMES = {"comma": ",", "semicolon": ";", "tab": "\t", "\\t": "\t", "pipe": "|"}
@@ -138,21 +144,25 @@ def sniff_separator(header_line: str) -> str:
     return best if counts[best] else ","
 
 
+def white_space_but_spaces(text: str) -> bool:
+    """Whether ``text`` holds white space other than the space: a search for each such
+    character, each a pass in C, and refused at once for a character beyond the text's
+    widest (most of them, in a text of Latin-1)."""
+    return any(map(text.__contains__, OTHER_WHITE_SPACE))
+
+
 def unpadded(separator: str) -> Callable[[str], bool]:
     """A test for a plain row's text: that no field starts or ends with white space (what
-    ``str.strip`` takes off). Of the white space characters only the space is printable, so in
-    a printable line only spaces at the ends or next to a separator remain to look for; a line
-    with a tab or the like anywhere counts as padded, to be split and stripped."""
+    ``str.strip`` takes off). In a line whose only white space is spaces (any printable one)
+    only spaces at the ends or next to a separator remain to look for; a line with a tab or
+    the like anywhere counts as padded, to be split and stripped."""
     left, right = f"{separator} ", f" {separator}"
-    printable: Callable[[str], bool] = str.isprintable
-    if not separator.isprintable():  # a tab
-
-        def printable(text: str) -> bool:
-            return text.replace(separator, "").isprintable()
+    tab = not separator.isprintable()
 
     def test(text: str) -> bool:
+        fields = text.replace(separator, "") if tab else text
         return (
-            printable(text)
+            (fields.isprintable() or not white_space_but_spaces(fields))
             and text[0] != " "
             and text[-1] != " "
             and left not in text

@@ -1,5 +1,6 @@
 import csv
 import io
+import sys
 import tempfile
 from pathlib import Path
 
@@ -8,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from suppress.csvfiles import (
+    OTHER_WHITE_SPACE,
     CsvError,
     CsvFile,
     separator_named,
@@ -182,15 +184,24 @@ def test_raw_chunks_come_size_rows_at_a_time(write_csv):
 
 
 @settings(deadline=None, max_examples=500)
-@given(st.sampled_from([",", ";", "\t"]), st.text(alphabet="ab ä,;\t\xa0\x1f", min_size=1))
+@given(
+    st.sampled_from([",", ";", "\t"]),
+    st.text(alphabet="ab ä,;\t\xa0\x1f\x7f\u200b\u3000", min_size=1),
+)
 def test_a_line_is_unpadded_only_when_no_field_has_white_space_to_strip(separator, text):
     """Exact for a line whose only white space is spaces; a tab or the like anywhere makes the
     line count as padded, which only costs writing it out with the csv module."""
     padded = any(field != field.strip() for field in text.split(separator))
-    if padded or not text.replace(separator, "").isprintable():
+    fields = text.replace(separator, "")
+    if padded or any(character.isspace() and character != " " for character in fields):
         assert not unpadded(separator)(text)
     else:
         assert unpadded(separator)(text)
+
+
+def test_the_white_space_besides_the_space_is_every_character_strip_takes_off():
+    every = map(chr, range(sys.maxunicode + 1))
+    assert "".join(c for c in every if c.isspace() and c != " ") == OTHER_WHITE_SPACE
 
 
 @pytest.mark.parametrize(

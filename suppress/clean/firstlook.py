@@ -15,12 +15,16 @@ until it arrives. It knows no wording: ``clean`` writes the details.
 
 import multiprocessing
 import signal
+from bisect import bisect_left
 from collections import deque
+from collections.abc import Iterable, Iterator
+from itertools import accumulate, chain, count, islice
 from multiprocessing.connection import Connection
+from operator import add
 from typing import NamedTuple, Protocol
 
 from suppress.addresses import DIGEST_BYTES, email_digests, normalise_all
-from suppress.csvfiles import unpadded
+from suppress.csvfiles import OTHER_WHITE_SPACE, unpadded
 from suppress.domains import DomainRule, DomainRules
 from suppress.suppressions import DIGEST_KEY_BYTES, PackedSuppressions
 
@@ -220,13 +224,30 @@ def normal_forms(rows: Rows, column: Column) -> _NormalForms:
 
 
 def _padded(joined: str, texts: list[str], separator: str) -> list[int]:
-    """The rows read unsplit that have a field to strip: most often none, which one test of
-    all of them together tells (``joined``, their ends meeting at a separator, is unpadded
-    only if each of them is)."""
+    """The rows read unsplit that have a field to strip (``texts``, which ``joined`` holds one
+    a line), most often a few, found without testing each: only the lines with white space
+    other than spaces, or a space at an end or beside a separator, may have one. Those are
+    looked for in all the texts at once, joined by separators; line by line only when there
+    are many."""
     plain = unpadded(separator)
-    if not joined or plain(joined.replace("\n", separator)):
-        return []
-    return [index for index, text in enumerate(texts) if text and not plain(text)]
+    flat = joined.replace("\n", separator)
+    marks = (f"{separator} ", f" {separator}", *OTHER_WHITE_SPACE.replace(separator, ""))
+    many = len(texts) // 4
+    places = [*islice(_places(flat, marks), many + 1)]
+    if len(places) > many:
+        return [index for index, text in enumerate(texts) if text and not plain(text)]
+    ends = [*map(add, accumulate(map(len, texts)), count())]  # each text's end in ``flat``
+    near = {0, len(texts) - 1, *(bisect_left(ends, at) for at in chain.from_iterable(places))}
+    return [index for index in sorted(near) if (text := texts[index]) and not plain(text)]
+
+
+def _places(text: str, marks: Iterable[str]) -> Iterator[tuple[int, int]]:
+    """Where each of ``marks`` is found in ``text``: its first and last character."""
+    for mark in marks:
+        at = text.find(mark)
+        while at >= 0:
+            yield at, at + len(mark) - 1
+            at = text.find(mark, at + 1)
 
 
 class InPlace:
