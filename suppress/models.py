@@ -353,6 +353,10 @@ class Destination(db.Model):
     planned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     pulled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The ``changed_at`` of its oldest pending outbox row (NULL: none), or an earlier moment,
+    # never a later one: /healthz reads the lag here rather than from the outbox, which on
+    # PostgreSQL has no index of pending rows (see ``SyncState``). Kept by ``sync``.
+    oldest_pending_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class SyncState(db.Model):

@@ -8,7 +8,9 @@ time, pushes them through the provider's module, and records each outcome, so no
 skipped and nothing accepted is pushed again; where the provider takes several calls at once,
 as many threads each push their own share of the outbox. On PostgreSQL several workers may run
 at once: each claims with ``FOR UPDATE SKIP LOCKED`` and holds its rows until their outcomes
-commit. On SQLite a file lock lets one worker run at a time.
+commit. On SQLite a file lock lets one worker run at a time. Each destination keeps the moment
+of its oldest pending row, which ``/healthz`` reads: planning lowers it, the end of a pass
+counts it again from the outbox.
 
 Reconciling pulls a destination's own suppression lists, imports what we lack with source
 ``sync:<name>``, and reports the drift both ways before it writes.
@@ -35,6 +37,7 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    case,
     cast,
     delete,
     exists,
@@ -242,6 +245,8 @@ def plan(destination: Destination, now: datetime) -> int:
     # looking each of them up again for a lift cost a third of a large plan.
     planned = _plan_lifts(destination, now)
     planned += _plan_suppressions(destination, now)
+    if planned:
+        _lower_oldest_pending(destination, now)
     if planned >= ANALYZE_AFTER_ROWS and on_postgresql:
         # The outbox has outgrown what PostgreSQL knows of it. Left to autovacuum, the next
         # pass may plan its join on a table believed nearly empty: a nested loop over every
@@ -571,13 +576,27 @@ def push_pending(destination: Destination, account: Account, report: Report) -> 
     on its own thread: most of a batch's time is the provider's answer, and waiting for several
     at once is what lets a large backlog go out at the API's pace. There are more shares than
     calls, so that recording one batch's outcomes and claiming the next overlap other calls.
+
+    However the pass ends, the destination's oldest pending moment is then counted again, in a
+    transaction the caller commits.
     """
+    failure = _push_shares(destination, account, report)
+    _recount_oldest_pending(destination)
+    if failure is not None:
+        raise failure
+
+
+def _push_shares(destination: Destination, account: Account, report: Report) -> ApiError | None:
+    """Push the shares of the outbox side by side; the provider's failure, if a share met one."""
     provider = PROVIDERS[destination.provider]
     shares = _shares(destination.id, provider)
     calls = threading.Semaphore(provider.CONCURRENCY)
     if len(shares) == 1:
-        _push_share(destination.id, provider, account, WHOLE, report, threading.Event(), calls)
-        return
+        try:
+            _push_share(destination.id, provider, account, WHOLE, report, threading.Event(), calls)
+        except ApiError as error:
+            return error
+        return None
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     stop = threading.Event()
     with ThreadPoolExecutor(len(shares), thread_name_prefix="sync") as pool:
@@ -587,9 +606,7 @@ def push_pending(destination: Destination, account: Account, report: Report) -> 
         done = [pusher.result() for pusher in pushers]
     for share_report, _ in done:
         report.add(share_report)
-    failure = next((error for _, error in done if error is not None), None)
-    if failure is not None:
-        raise failure
+    return next((error for _, error in done if error is not None), None)
 
 
 def _shares(destination_id: int, provider: type[Provider]) -> list[Share]:
@@ -854,19 +871,53 @@ def _failed(destination: Destination, report: Report, why: str) -> Report:
     return report
 
 
+# The oldest pending moment
+
+
+def _lower_oldest_pending(destination: Destination, moment: datetime) -> None:
+    """Bring the destination's oldest pending moment down to ``moment``, in the transaction
+    that made rows pending since then (every planning statement gives them the plan's time).
+
+    Set in SQL from the value stored, not the one this session read: another worker may have
+    lowered it, or counted it again, since; PostgreSQL computes it again from the newest value
+    if this UPDATE waits for that worker's lock."""
+    stored = Destination.oldest_pending_at
+    later = or_(stored.is_(None), stored > moment)
+    destination.oldest_pending_at = case((later, literal(moment, stored.type)), else_=stored)
+
+
+def _recount_oldest_pending(destination: Destination) -> None:
+    """Set the destination's oldest pending moment to its outbox's, once rows may have been
+    settled (a push pass has ended) or made pending again with the moments they had: lowered
+    only, it would keep reporting the lag of rows accepted long ago. It reads the destination's
+    whole outbox, once.
+
+    The destination's row is locked first, and the outbox read in a statement of its own. A
+    worker making rows pending meanwhile lowers the moment in its own transaction: a single
+    UPDATE that waited for that worker's lock would still count the rows its snapshot held
+    when it started (PostgreSQL, read committed) and store a later moment than theirs. Once
+    the lock is held, the next statement sees the rows of every worker that lowered the moment
+    before; one that lowers it after does so from the moment stored here."""
+    mine = Destination.id == destination.id
+    db.session.execute(select(Destination.id).where(mine).with_for_update())
+    destination.oldest_pending_at = (
+        select(func.min(SyncState.changed_at))
+        .where(SyncState.destination_id == destination.id, _pending_row())
+        .scalar_subquery()
+    )
+    db.session.flush()
+
+
 # Health
 
 
 def lag(now: datetime) -> dict[str, float]:
     """Per destination, the age in seconds of the oldest suppression it has not accepted:
-    pending rows, and suppressions newer than its last planning pass."""
+    pending rows (the moment kept on the destination, never later than its oldest pending
+    row's), and suppressions newer than its last planning pass."""
     lags = {}
     for destination in all_destinations():
-        oldest_pending = db.session.scalar(
-            select(func.min(SyncState.changed_at)).where(
-                SyncState.destination_id == destination.id, _pending_row()
-            )
-        )
+        oldest_pending = destination.oldest_pending_at
         oldest_unplanned = db.session.scalar(
             select(func.min(Suppression.created_at)).where(
                 Suppression.id > destination.planned_through,
@@ -911,6 +962,8 @@ def reconcile(destination: Destination, *, full: bool, dry_run: bool) -> Drift:
     plan(destination, utcnow())
     _set_status(destination, list(pulled), ACCEPTED, started)
     _set_status(destination, lost, PENDING, started)
+    # The lost rows are pending again since they were first wanted, not since now.
+    _recount_oldest_pending(destination)
     destination.pulled_at = started
     db.session.commit()
     return drift

@@ -1,5 +1,5 @@
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from suppress.addresses import email_hash
 from suppress.database import DIRECT_ENGINE, Bulk, Prepared, direct_transaction
 from suppress.migrations import made_on
-from suppress.models import UTCDateTime, db
+from suppress.models import Destination, UTCDateTime, db, utc_text, utcnow
 from suppress.suppressions import Hashed, suppress, suppress_domain, suppress_hashed
 
 
@@ -84,6 +84,51 @@ def test_downgrade_refuses_to_drop_suppressions_and_undoes_an_empty_table(
         assert table not in inspect(db.engine).get_table_names()
         upgrade()
         assert table in inspect(db.engine).get_table_names()
+
+
+def test_destinations_gain_their_oldest_pending_moment_counted_from_the_outbox(make_app, tmp_path):
+    """Migration adc27ae7e62c: each destination's own oldest pending row, NULL where it has
+    none pending."""
+    app = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'own.db'}")
+    hours_ago = {hours: utcnow() - timedelta(hours=hours) for hours in range(1, 5)}
+    outboxes = {
+        "odottava": [("accepted", 3), ("pending", 2), ("pending", 1)],
+        "valmis": [("accepted", 4)],
+        "toinen": [("pending", 4)],
+    }
+    with app.app_context():
+        upgrade(revision="e4b57bd8a247")
+        for number, (name, rows) in enumerate(outboxes.items(), start=1):
+            db.session.execute(
+                text(
+                    "INSERT INTO destinations (id, name, provider, created_at, planned_through)"
+                    " VALUES (:id, :name, 'mailgun', :now, 0)"
+                ),
+                {"id": number, "name": name, "now": utc_text(utcnow())},
+            )
+            for row, (status, hours) in enumerate(rows):
+                db.session.execute(
+                    text(
+                        "INSERT INTO sync_states (destination_id, email_hash, scope, reason,"
+                        " action, status, attempts, changed_at) VALUES"
+                        " (:id, :hash, 'global', 'unsubscribed', 'suppress', :status, 0, :at)"
+                    ),
+                    {
+                        "id": number,
+                        "hash": f"{row:064x}",
+                        "status": status,
+                        "at": utc_text(hours_ago[hours]),
+                    },
+                )
+        db.session.commit()
+        upgrade()
+        kept = db.session.execute(select(Destination.name, Destination.oldest_pending_at))
+        assert dict(kept.all()) == {
+            "odottava": hours_ago[2],
+            "valmis": None,
+            "toinen": hours_ago[4],
+        }
+        db.session.remove()
 
 
 @given(st.datetimes(timezones=st.timezones()))

@@ -1,5 +1,6 @@
 """The sync job against Mailgun's suppressions API played on 127.0.0.1: planning, pushing in
-batches, lifting, retries, refusals, reconciling and the lag /healthz reports.
+batches, lifting, retries, refusals, reconciling and the lag /healthz reports (and the moment of
+each destination's oldest pending row it is read from).
 
 Provider-specific pushes and pulls are tested in each provider's own file; Mailgun stands in
 here for any provider, as its API takes batches, lifts and pages.
@@ -14,7 +15,7 @@ from sqlalchemy import func, select, text, update
 
 from suppress import suppressions, sync
 from suppress.lists import create_list
-from suppress.models import Suppression, SyncState, db, utcnow
+from suppress.models import Destination, Suppression, SyncState, db, utcnow
 from suppress.providers.base import ACCEPTED, PENDING, REFUSED, Outcome
 from suppress.providers.mailgun import Mailgun
 from tests.providers.fakes.mailgun import FakeMailgun
@@ -198,6 +199,25 @@ def test_a_claim_on_sqlite_reads_the_index_of_pending_rows_in_id_order(app, boun
     ]
 
 
+def beside(app, work):
+    """Run ``work`` on a thread of its own, as another worker would, in its own app context
+    (its own session), and return once it waits for a lock this session holds; join it once
+    this session has committed."""
+
+    def in_its_own_context() -> None:
+        with app.app_context():
+            work()
+
+    worker = threading.Thread(target=in_its_own_context)
+    worker.start()
+    waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+    with db.engine.connect() as watcher:
+        deadline = time.monotonic() + 10
+        while not watcher.scalar(waiting) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return worker
+
+
 def test_two_workers_planning_at_once_on_postgresql_write_each_outbox_row_once(app, mailgun):
     """The second plan waits for the first's new rows, then leaves them as they are."""
     if db.engine.dialect.name != "postgresql":
@@ -208,17 +228,10 @@ def test_two_workers_planning_at_once_on_postgresql_write_each_outbox_row_once(a
     second = {}
 
     def plan_beside() -> None:
-        with app.app_context():
-            second["planned"] = sync.plan(sync.find_destination(named.name), utcnow())
-            db.session.commit()
+        second["planned"] = sync.plan(sync.find_destination(named.name), utcnow())
+        db.session.commit()
 
-    planner = threading.Thread(target=plan_beside)
-    planner.start()
-    waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-    with db.engine.connect() as watcher:
-        deadline = time.monotonic() + 10
-        while not watcher.scalar(waiting) and time.monotonic() < deadline:
-            time.sleep(0.01)
+    planner = beside(app, plan_beside)
     db.session.commit()
     planner.join(timeout=10)
     assert second == {"planned": 0}
@@ -393,6 +406,145 @@ def test_healthz_reports_each_destination_s_lag_and_turns_503_past_the_limit(
     assert response.json["lagging"] == ["mailgun-fi"]
     sync.run()
     assert client.get("/healthz").json["sync"]["mailgun-fi"]["lag_seconds"] == 0
+
+
+def oldest_pending(named):
+    """The moment ``named`` keeps of its oldest pending row, once checked against its outbox's
+    and against the lag reported from it (with every suppression planned)."""
+    db.session.commit()
+    kept = db.session.scalar(
+        select(Destination.oldest_pending_at).where(Destination.id == named.id)
+    )
+    actual = db.session.scalar(
+        select(func.min(SyncState.changed_at)).where(
+            SyncState.destination_id == named.id, SyncState.status == PENDING
+        )
+    )
+    assert kept == actual
+    now = utcnow()
+    assert sync.lag(now)[named.name] == ((now - kept).total_seconds() if kept else 0.0)
+    return kept
+
+
+def due(address):
+    """Make ``address``'s postponed row due now, as its retry time would."""
+    made_due = update(SyncState).where(SyncState.email == address)
+    db.session.execute(made_due.values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+
+
+def test_the_lag_follows_the_oldest_pending_row_through_pushes_failures_and_reconciling(
+    app, mailgun
+):
+    """/healthz reads the moment the destination keeps rather than its outbox (which PostgreSQL
+    does not index by status): after every step it is the outbox's own oldest pending row."""
+    named = destination()
+    three_hours_ago, an_hour_ago = utcnow() - timedelta(hours=3), utcnow() - timedelta(hours=1)
+    suppressed("vanha@yritys.fi")
+    sync.plan(named, three_hours_ago)
+    assert oldest_pending(named) == three_hours_ago
+    mailgun.fail_next(503, times=3)
+    assert sync.run()[0].error
+    assert oldest_pending(named) == three_hours_ago, "postponed, still pending"
+    suppressed("uusi@yritys.fi", reason="complained")
+    sync.plan(named, an_hour_ago)
+    assert oldest_pending(named) == three_hours_ago, "a later plan lowers nothing"
+    mailgun.fail_next(503, times=3)
+    assert sync.run()[0].error
+    due("vanha@yritys.fi")
+    assert sync.run()[0].accepted == 1
+    assert oldest_pending(named) == an_hour_ago, "the oldest row accepted, the lag falls"
+    due("uusi@yritys.fi")
+    assert sync.run()[0].accepted == 1
+    assert oldest_pending(named) is None
+
+    suppressed("kolmas@yritys.fi")
+    assert 0 < sync.lag(utcnow())[named.name] < 60, "not yet planned"
+    assert sync.run()[0].accepted == 1
+    assert oldest_pending(named) is None
+
+    mailgun.tables["unsubscribes"].clear()
+    assert sync.reconcile(named, full=True, dry_run=False).ours_only == 2
+    assert oldest_pending(named) == three_hours_ago, "lost: pending since it was first wanted"
+    assert sync.run()[0].accepted == 2
+    assert oldest_pending(named) is None
+
+
+def lifted(address):
+    suppressions.lift(address, actor="test")
+    db.session.commit()
+
+
+@pytest.mark.parametrize(
+    ("change", "made_pending"),
+    [
+        pytest.param(lambda: suppressed("uusi@yritys.fi"), 1, id="new"),
+        pytest.param(lambda: suppressed("matti@yritys.fi", reason="complained"), 1, id="reason"),
+        pytest.param(lambda: lifted("matti@yritys.fi"), 1, id="lift"),
+        pytest.param(lambda: None, 0, id="nothing"),
+    ],
+)
+def test_a_plan_lowers_the_oldest_pending_moment_to_its_own_time(
+    app, mailgun, change, made_pending
+):
+    """Whichever statement makes rows pending (a new row, a row held with another reason, a
+    lift), in the plan's own transaction; a plan that makes none pending leaves it."""
+    named = destination()
+    suppressed("matti@yritys.fi")
+    sync.run()
+    change()
+    moment = utcnow() - timedelta(minutes=5)
+    assert sync.plan(named, moment) == made_pending
+    assert oldest_pending(named) == (moment if made_pending else None)
+
+
+def test_a_plan_beside_another_on_postgresql_lowers_the_moment_for_the_rows_it_adds(app, mailgun):
+    """The second plan's insert meets the first's rows and falls back to the upsert, which
+    writes only the row the first lacked: that row lowers the moment too."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs one worker at a time")
+    named = destination()
+    suppressed("eka@yritys.fi", "toka@yritys.fi")
+    first_moment, second_moment = utcnow(), utcnow() - timedelta(minutes=5)
+    assert sync.plan(named, first_moment) == 2
+    second = {}
+
+    def plan_beside() -> None:
+        suppressed("kolmas@yritys.fi")
+        second["planned"] = sync.plan(sync.find_destination(named.name), second_moment)
+        db.session.commit()
+
+    planner = beside(app, plan_beside)
+    db.session.commit()
+    planner.join(timeout=10)
+    assert second == {"planned": 1}
+    assert oldest_pending(named) == second_moment
+
+
+def test_a_pass_ending_beside_a_plan_on_postgresql_counts_the_plan_s_rows(app, mailgun):
+    """The pass counts the moment again once the plan has committed, from the rows it made
+    pending, rather than from what the outbox held as the count began."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs one worker at a time")
+    named = destination()
+    suppressed("matti@yritys.fi")
+    moment = utcnow()
+    assert sync.plan(named, moment) == 1
+
+    def pass_beside() -> None:
+        ending = sync.find_destination(named.name)
+        account = sync.account_for(ending, app.config)
+        try:
+            sync.push_pending(ending, account, sync.Report(ending.name))
+            db.session.commit()
+        finally:
+            account.api.close()
+
+    pusher = beside(app, pass_beside)
+    db.session.commit()
+    pusher.join(timeout=10)
+    assert mailgun.pushes() == 0, "the plan's rows came after the pass's claims"
+    assert oldest_pending(named) == moment
 
 
 def test_the_cli_adds_lists_and_syncs_destinations(app, runner, mailgun):
