@@ -747,8 +747,9 @@ def clean_command(
     """
     mailing_list = lists.find_list(list_slug) if list_slug is not None else None
     with (
-        CsvFile(path, separator=separator, encoding=encoding) as table,
         _cycle_collector_paused(),
+        clean.ahead_of(_size(path), mailing_list, links) as ahead,
+        CsvFile(path, separator=separator, encoding=encoding) as table,
     ):
         index = clean.email_column(table.header, email_column)
         records: Iterable[RawChunk] = table.raw_chunks(clean.CHUNK_ROWS, padded_unsplit=True)
@@ -761,6 +762,7 @@ def clean_command(
             separator=table.separator,
             mailing_list=mailing_list,
             links=links,
+            ahead=ahead,
         )
         with (
             out.open("w", encoding="utf-8", newline="") as kept,
@@ -774,6 +776,14 @@ def clean_command(
     else:
         db.session.rollback()
     click.echo(_clean_summary(counts), err=True)
+
+
+def _size(path: Path) -> int:
+    """The file's size, 0 when it cannot be read: opening it says why."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 @contextmanager

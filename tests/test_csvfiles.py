@@ -12,6 +12,7 @@ from suppress.csvfiles import (
     OTHER_WHITE_SPACE,
     CsvError,
     CsvFile,
+    padded_lines,
     separator_named,
     sniff_separator,
     text_encoding,
@@ -293,3 +294,20 @@ def test_a_named_encoding_that_does_not_decode_the_file_names_the_offset(write_c
     path = write_csv("email;nimi\r\nmatti@yritys.fi;Mäkinen\r\n", encoding="cp1252")
     with pytest.raises(CsvError, match="not text in utf-8: undecodable byte at offset 29"):
         CsvFile(path, encoding="utf-8")
+
+
+@given(
+    st.sampled_from([",", ";", "\t"]),
+    st.lists(st.text(alphabet="ab ,;\t\xa0\u3000\x7f", max_size=8), min_size=1, max_size=6),
+)
+def test_the_lines_with_a_field_to_strip_are_found_whatever_their_neighbours(separator, texts):
+    plain = unpadded(separator)
+    expected = [index for index, text in enumerate(texts) if text and not plain(text)]
+    assert padded_lines("\n".join(texts), texts, separator) == expected
+
+
+def test_lines_with_a_field_to_strip_are_tested_one_by_one_when_there_are_many():
+    texts = ["a ,b", "a,b", " a,b", "a,b\t"] * 10
+    assert padded_lines("\n".join(texts), texts, ",") == [
+        index for index in range(40) if index % 4 != 1
+    ]

@@ -18,7 +18,9 @@ the links refer to. The caller writes the outputs and owns the transaction.
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from itertools import chain
+from typing import NamedTuple
 
 from sqlalchemy import Connection
 
@@ -41,7 +43,7 @@ from suppress.clean.written import (
     CleanedChunk,
     write_cleaned,
 )
-from suppress.csvfiles import CsvError, CsvRecord, RawChunk
+from suppress.csvfiles import CsvError, CsvRecord, RawChunk, padded_lines
 from suppress.domains import DomainRules
 from suppress.models import MailingList, db
 from suppress.suppressions import (
@@ -58,9 +60,11 @@ __all__ = [
     "LINK_COLUMNS",
     "REJECT_COLUMNS",
     "REJECT_REASONS",
+    "Ahead",
     "Cleaned",
     "CleanedChunk",
     "FirstLookFailed",
+    "ahead_of",
     "clean_rows",
     "cleaned_chunks",
     "email_column",
@@ -85,6 +89,9 @@ CHUNK_ROWS = 10_000
 # when the worker's table of addresses met is still small).
 CHUNKS_AHEAD = 3
 CHUNKS_AHEAD_OF_MEMORY = 24
+# A file longer than this holds more than a chunk of rows (of about a hundred bytes each, as
+# CRMs export them), and is matched in memory.
+LONG_FILE_BYTES = 1 << 20
 # Passes the suppressions are read in for the first look, which takes each in while the next
 # is read: it waits then only for the last to be taken in, not for all of them.
 SUPPRESSION_PARTS = 8
@@ -95,9 +102,10 @@ _NO_ADDRESS = ("invalid", "no address")
 class _Chunk:
     """Rows read together, and what the first look is sent of them: a plain row as its text,
     any other as its address picked out. A malformed row, and one with no address (left out
-    when blank), is decided here and skipped by the first look."""
+    when blank), is decided here and skipped by the first look; so is which plain rows have a
+    field to strip (``padded``), to be written by the csv module."""
 
-    def __init__(self, raw: RawChunk, column: int) -> None:
+    def __init__(self, raw: RawChunk, column: int, separator: str) -> None:
         self.raw = raw
         self.malformed: list[int] = []
         self.missing: list[int] = []
@@ -115,7 +123,9 @@ class _Chunk:
                 else:
                     self.blank.add(position)
         skipped = [*self.malformed, *self.missing, *self.blank]
-        self.rows = firstlook.Rows(raw.lines, "\n".join(raw.texts), picked, skipped)
+        texts = "\n".join(raw.texts)
+        self.padded = padded_lines(texts, raw.texts, separator)
+        self.rows = firstlook.Rows(raw.lines, texts, picked, skipped)
 
     def sent(self) -> firstlook.Rows:
         """The rows for the first look, which keeps their texts: this side needs only their
@@ -176,6 +186,54 @@ def _raw(records: Iterable[CsvRecord], size: int) -> Iterator[RawChunk]:
         yield chunk
 
 
+class Ahead(NamedTuple):
+    """A long file's clean under way before its rows come: the first look's worker, and what
+    is matched in memory on its way in (see ``_judged``), with the domain rules read for it."""
+
+    looker: firstlook.InWorker
+    in_memory: Future[InMemory]
+    domains: DomainRules
+
+
+@contextmanager
+def ahead_of(
+    size: int, mailing_list: MailingList | None = None, links: bool = False
+) -> Iterator[Ahead | None]:
+    """For a file of ``size`` bytes, longer than a chunk's worth, the worker forked and the
+    register on its way into memory from now on, while the file is still to be opened and
+    checked (a pass over it): on PostgreSQL the server reads the first parts meanwhile. None
+    for a shorter file, whose chunks are looked up as they come."""
+    if size <= LONG_FILE_BYTES:
+        yield None
+        return
+    with _read_ahead(mailing_list, links) as ahead:
+        yield ahead
+
+
+@contextmanager
+def _read_ahead(mailing_list: MailingList | None, links: bool) -> Iterator[Ahead]:
+    domains = domain_rules(mailing_list.slug if mailing_list else None)
+    # The worker first: forking a process that runs threads is unsafe.
+    looker = firstlook.InWorker(_keep_normalised(mailing_list, links, domains))
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="clean: in memory") as reader:
+            # Handed on, not kept: the packed suppressions go once the worker has them.
+            connection = db.session.connection()
+            yield Ahead(
+                looker,
+                reader.submit(_in_memory, connection, mailing_list, domains, looker),
+                domains,
+            )
+    finally:
+        looker.close()
+
+
+def _keep_normalised(mailing_list: MailingList | None, links: bool, domains: DomainRules) -> bool:
+    """Whether the main process needs the normal forms, for what it matches by address: links,
+    a list's rules, hashed lists, and domains unless the first look matches them."""
+    return links or mailing_list is not None or bool(domains) or bool(hash_algorithms_present())
+
+
 def cleaned_chunks(
     chunks: Iterable[RawChunk],
     *,
@@ -184,37 +242,41 @@ def cleaned_chunks(
     separator: str,
     mailing_list: MailingList | None = None,
     links: bool = False,
+    ahead: Ahead | None = None,
 ) -> Iterator["CleanedChunk"]:
     """``clean_rows()`` for rows read a chunk at a time (``CsvFile.raw_chunks`` of a file with
     that ``separator``): for a million rows, where making an object of each costs more than
-    writing it."""
+    writing it. A long file is cleaned ``ahead`` (``ahead_of`` before the file was opened);
+    without that, the first two chunks tell whether it is long."""
     if links:
         tokens.page_url("check")  # refuses an http:// base URL before anything is written
-    domains = domain_rules(mailing_list.slug if mailing_list else None)
-    read = (_Chunk(raw, email_index) for raw in chunks)
-    first = [*filter(None, (next(read, None), next(read, None)))]
-    # The main process needs the normal forms for what it matches by address: links, a list's
-    # rules, hashed lists, and domains unless the first look matches them.
-    keep_normalised = (
-        links or mailing_list is not None or bool(domains) or bool(hash_algorithms_present())
-    )
     column = firstlook.Column(separator, email_index)
-    judge = _Judge(mailing_list, links, width, separator, domains)
-    if len(first) > 1:
-        # The worker first: forking a process that runs threads is unsafe.
-        looker: Looker = firstlook.InWorker(column, keep_normalised)
-        with ThreadPoolExecutor(1, thread_name_prefix="clean: in memory") as reader:
-            # Handed on, not kept: the packed suppressions go once the worker has them.
-            yield from _judged(
-                chain(first, read),
-                looker,
-                judge,
-                reader.submit(_in_memory, db.session.connection(), mailing_list, domains, looker),
-            )
-    else:
-        looker = firstlook.InPlace(column, keep_normalised)
-        looker.learn(NOTHING_IN_MEMORY)
-        yield from _judged(iter(first), looker, judge, None)
+    read = (_Chunk(raw, email_index, separator) for raw in chunks)
+    first: list[_Chunk] = []
+    if ahead is None:
+        first = [*filter(None, (next(read, None), next(read, None)))]
+        if len(first) < 2:
+            yield from _cleaned_in_place(first, column, width, mailing_list, links)
+            return
+    with nullcontext(ahead) if ahead else _read_ahead(mailing_list, links) as started:
+        judge = _Judge(mailing_list, links, width, separator, started.domains)
+        started.looker.aim(column)
+        yield from _judged(chain(first, read), started.looker, judge, started.in_memory)
+
+
+def _cleaned_in_place(
+    chunks: list["_Chunk"],
+    column: firstlook.Column,
+    width: int,
+    mailing_list: MailingList | None,
+    links: bool,
+) -> Iterator["CleanedChunk"]:
+    """A short file's chunks, its first look taken here and the register asked chunk by chunk."""
+    domains = domain_rules(mailing_list.slug if mailing_list else None)
+    looker = firstlook.InPlace(column, _keep_normalised(mailing_list, links, domains))
+    looker.learn(NOTHING_IN_MEMORY)
+    judge = _Judge(mailing_list, links, width, column.separator, domains)
+    yield from _judged(iter(chunks), looker, judge, None)
 
 
 def _judged(
@@ -229,25 +291,22 @@ def _judged(
     touches the database until it is in, and it goes to the first look as soon as it is.
     """
     pending: deque[_Chunk] = deque()
-    try:
-        for chunk in chunks:
-            looker.send(chunk.sent())
-            pending.append(chunk)
-            if in_memory is not None and in_memory.done():
+    for chunk in chunks:
+        looker.send(chunk.sent())
+        pending.append(chunk)
+        if in_memory is not None and in_memory.done():
+            _learn(in_memory, judge, looker)
+            in_memory = None
+        ahead = CHUNKS_AHEAD if in_memory is None else CHUNKS_AHEAD_OF_MEMORY
+        while len(pending) > ahead:
+            if in_memory is not None:
                 _learn(in_memory, judge, looker)
                 in_memory = None
-            ahead = CHUNKS_AHEAD if in_memory is None else CHUNKS_AHEAD_OF_MEMORY
-            while len(pending) > ahead:
-                if in_memory is not None:
-                    _learn(in_memory, judge, looker)
-                    in_memory = None
-                yield judge.judged(pending.popleft(), looker.receive())
-        if in_memory is not None:
-            _learn(in_memory, judge, looker)
-        while pending:
             yield judge.judged(pending.popleft(), looker.receive())
-    finally:
-        looker.close()
+    if in_memory is not None:
+        _learn(in_memory, judge, looker)
+    while pending:
+        yield judge.judged(pending.popleft(), looker.receive())
 
 
 def _learn(in_memory: Future[InMemory], judge: "_Judge", looker: Looker) -> None:
@@ -335,7 +394,7 @@ class _Judge:
             verdicts,
             links,
             dropped={*chunk.blank, *look.blank},
-            padded=look.padded,
+            padded=chunk.padded,
             width=self.width,
             separator=self.separator,
         )

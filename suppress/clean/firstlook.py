@@ -15,16 +15,11 @@ until it arrives. It knows no wording: ``clean`` writes the details.
 
 import multiprocessing
 import signal
-from bisect import bisect_left
 from collections import deque
-from collections.abc import Iterable, Iterator
-from itertools import accumulate, chain, count, islice
 from multiprocessing.connection import Connection
-from operator import add
 from typing import NamedTuple, Protocol
 
 from suppress.addresses import DIGEST_BYTES, email_digests, normalise_all
-from suppress.csvfiles import OTHER_WHITE_SPACE, unpadded
 from suppress.domains import DomainRule, DomainRules
 from suppress.suppressions import DIGEST_KEY_BYTES, PackedSuppressions
 
@@ -76,9 +71,7 @@ class Look(NamedTuple):
     address), ``invalid`` (why), ``repeats`` (the line that had the address first), ``suppressed``
     (scope and reason), ``by_domain`` (the domain rule) and ``restricted``: restriction is named
     after the suppressions the main process may still find (partners' hashed lists).
-    ``normalised`` holds the normal forms ("" where
-    there is none), when they were asked for. ``padded`` lists the rows read unsplit that have
-    a field to strip: they are written as the csv module writes them stripped, not as read.
+    ``normalised`` holds the normal forms ("" where there is none), when they were asked for.
     """
 
     digests: bytes
@@ -90,7 +83,6 @@ class Look(NamedTuple):
     by_domain: dict[int, DomainRule]
     restricted: list[int]
     normalised: list[str] | None
-    padded: list[int]
 
 
 class _NormalForms(NamedTuple):
@@ -99,7 +91,6 @@ class _NormalForms(NamedTuple):
     missing: list[int]
     invalid: dict[int, str]
     normalised: list[str]
-    padded: list[int]
 
 
 class FirstLookFailed(RuntimeError):
@@ -132,7 +123,7 @@ class FirstLook:
     tells both whether it is a repeat and whether it is suppressed.
     """
 
-    def __init__(self, column: Column, keep_normalised: bool) -> None:
+    def __init__(self, column: Column | None, keep_normalised: bool) -> None:
         self.column = column
         self.keep_normalised = keep_normalised
         self.met: dict[bytes, int | tuple[str, str]] = {}
@@ -152,7 +143,11 @@ class FirstLook:
             self.domains = in_memory.domains
 
     def of(self, rows: Rows) -> Look:
-        return self.judged(rows, normal_forms(rows, self.column))
+        return self.judged(rows, self.normal_forms(rows))
+
+    def normal_forms(self, rows: Rows) -> "_NormalForms":
+        assert self.column is not None, "aimed at the address column before any rows come"
+        return normal_forms(rows, self.column)
 
     def held(self, rows: Rows, forms: _NormalForms) -> tuple[Rows, _NormalForms]:
         """What of a chunk is kept while it waits to be judged: its lines, and its normal
@@ -163,7 +158,7 @@ class FirstLook:
 
     def judged(self, rows: Rows, forms: _NormalForms) -> Look:
         """The Look of a chunk whose normal forms are known, in file order."""
-        digests, blank, missing, invalid, normalised, padded = forms
+        digests, blank, missing, invalid, normalised = forms
         unaddressed = {*rows.skipped, *blank, *missing, *invalid}
         repeats: dict[int, int] = {}
         suppressed: dict[int, tuple[str, str]] = {}
@@ -198,7 +193,6 @@ class FirstLook:
             by_domain,
             restricted,
             kept,
-            padded,
         )
 
 
@@ -219,35 +213,7 @@ def normal_forms(rows: Rows, column: Column) -> _NormalForms:
         if index not in skipped:
             empty = not texts[index].replace(separator, "").strip()
             (blank if empty else missing).append(index)
-    padded = _padded(rows.texts, texts, separator)
-    return _NormalForms(email_digests(normalised), blank, missing, invalid, normalised, padded)
-
-
-def _padded(joined: str, texts: list[str], separator: str) -> list[int]:
-    """The rows read unsplit that have a field to strip (``texts``, which ``joined`` holds one
-    a line), most often a few, found without testing each: only the lines with white space
-    other than spaces, or a space at an end or beside a separator, may have one. Those are
-    looked for in all the texts at once, joined by separators; line by line only when there
-    are many."""
-    plain = unpadded(separator)
-    flat = joined.replace("\n", separator)
-    marks = (f"{separator} ", f" {separator}", *OTHER_WHITE_SPACE.replace(separator, ""))
-    many = len(texts) // 4
-    places = [*islice(_places(flat, marks), many + 1)]
-    if len(places) > many:
-        return [index for index, text in enumerate(texts) if text and not plain(text)]
-    ends = [*map(add, accumulate(map(len, texts)), count())]  # each text's end in ``flat``
-    near = {0, len(texts) - 1, *(bisect_left(ends, at) for at in chain.from_iterable(places))}
-    return [index for index in sorted(near) if (text := texts[index]) and not plain(text)]
-
-
-def _places(text: str, marks: Iterable[str]) -> Iterator[tuple[int, int]]:
-    """Where each of ``marks`` is found in ``text``: its first and last character."""
-    for mark in marks:
-        at = text.find(mark)
-        while at >= 0:
-            yield at, at + len(mark) - 1
-            at = text.find(mark, at + 1)
+    return _NormalForms(email_digests(normalised), blank, missing, invalid, normalised)
 
 
 class InPlace:
@@ -282,12 +248,12 @@ class InWorker:
     waiting.
     """
 
-    def __init__(self, column: Column, keep_normalised: bool) -> None:
+    def __init__(self, keep_normalised: bool) -> None:
         self._inbox = _FORK.Queue()
         self._looks, sender = _FORK.Pipe(duplex=False)
         self.process = _FORK.Process(
             target=_serve,
-            args=(self._inbox, sender, FirstLook(column, keep_normalised)),
+            args=(self._inbox, sender, FirstLook(None, keep_normalised)),
             name="suppress clean: first look",
             daemon=True,
         )
@@ -297,6 +263,11 @@ class InWorker:
 
     def take(self, suppressions: PackedSuppressions) -> None:
         self._inbox.put(suppressions)
+
+    def aim(self, column: Column) -> None:
+        """Where the rows' addresses are: due before the first rows, and known only once the
+        file is open, which may be after the worker started."""
+        self._inbox.put(column)
 
     def learn(self, in_memory: InMemory) -> None:
         self._inbox.put(in_memory)
@@ -331,7 +302,7 @@ class InWorker:
 
 
 def _serve(
-    inbox: "multiprocessing.Queue[PackedSuppressions | InMemory | Rows | None]",
+    inbox: "multiprocessing.Queue[PackedSuppressions | Column | InMemory | Rows | None]",
     looks: Connection,
     first_look: FirstLook,
 ) -> None:
@@ -345,13 +316,16 @@ def _serve(
         if isinstance(message, PackedSuppressions):
             first_look.take(message)
             continue
+        if isinstance(message, Column):
+            first_look.column = message
+            continue
         if isinstance(message, InMemory):
             first_look.learn(message)
             while waiting:
                 looks.send(first_look.judged(*waiting.popleft()))
             waiting = None
             continue
-        forms = normal_forms(message, first_look.column)
+        forms = first_look.normal_forms(message)
         if waiting is None:
             looks.send(first_look.judged(message, forms))
         else:

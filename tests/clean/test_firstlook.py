@@ -6,8 +6,6 @@ import os
 import signal
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from suppress.clean.firstlook import (
     Column,
@@ -16,9 +14,7 @@ from suppress.clean.firstlook import (
     InPlace,
     InWorker,
     Rows,
-    normal_forms,
 )
-from suppress.csvfiles import unpadded
 from suppress.domains import DomainRule, DomainRules
 from suppress.models import REASONS
 from suppress.suppressions import DIGEST_KEY_BYTES, PackedSuppressions
@@ -47,6 +43,12 @@ IN_MEMORY = InMemory(
 )
 
 
+def in_worker(column, keep_normalised):
+    looker = InWorker(keep_normalised)
+    looker.aim(column)
+    return looker
+
+
 def looks(looker):
     looker.send(FIRST)
     looker.learn(IN_MEMORY)
@@ -70,12 +72,12 @@ def test_the_first_look_finds_repeats_suppressions_domains_and_restrictions_in_m
 
 
 def test_a_worker_takes_the_same_first_look_and_holds_chunks_until_it_learns():
-    assert looks(InWorker(COLUMN, keep_normalised=True)) == looks(
+    assert looks(in_worker(COLUMN, keep_normalised=True)) == looks(
         InPlace(COLUMN, keep_normalised=True)
     )
 
 
-@pytest.mark.parametrize("looker", [InPlace, InWorker])
+@pytest.mark.parametrize("looker", [InPlace, in_worker])
 def test_suppressions_taken_in_parts_ahead_are_matched_with_the_last(looker):
     """A part read ahead names a global suppression even when the list's comes later."""
     looker = looker(COLUMN, keep_normalised=False)
@@ -96,8 +98,24 @@ def test_suppressions_taken_in_parts_ahead_are_matched_with_the_last(looker):
     assert first.repeats == {1: 2}
 
 
+def test_a_worker_started_before_the_file_is_open_is_aimed_at_its_column_later():
+    """The register comes into memory while the file is opened: its header tells where the
+    addresses are."""
+    looker = InWorker(keep_normalised=True)
+    looker.take(PackedSuppressions(None, b"", key("s@b.fi") + bytes([REASONS.index("bounced")])))
+    looker.aim(COLUMN)
+    looker.send(FIRST)
+    looker.learn(InMemory(None, restricted=frozenset()))
+    try:
+        first = looker.receive()
+    finally:
+        looker.close()
+    assert first.suppressed == {5: ("global", "bounced")}
+    assert first.normalised == ["a@b.fi", "a@b.fi", "", "", "", "s@b.fi"]
+
+
 def test_a_worker_that_dies_is_reported_instead_of_waited_for():
-    looker = InWorker(COLUMN, keep_normalised=False)
+    looker = in_worker(COLUMN, keep_normalised=False)
     looker.learn(IN_MEMORY)
     os.kill(looker.process.pid, signal.SIGKILL)
     looker.process.join()
@@ -108,20 +126,9 @@ def test_a_worker_that_dies_is_reported_instead_of_waited_for():
 
 
 def test_a_worker_whose_answers_are_left_unread_is_stopped():
-    looker = InWorker(COLUMN, keep_normalised=True)
+    looker = in_worker(COLUMN, keep_normalised=True)
     looker.learn(IN_MEMORY)
     for _ in range(20):
         looker.send(FIRST)
     looker.close()
     assert not looker.process.is_alive()
-
-
-@given(
-    st.sampled_from([",", ";", "\t"]),
-    st.lists(st.text(alphabet="ab ,;\t\xa0", max_size=8), min_size=1, max_size=6),
-)
-def test_the_rows_with_a_field_to_strip_are_found_whatever_their_neighbours(separator, texts):
-    rows = Rows([*range(2, 2 + len(texts))], "\n".join(texts), {}, [])
-    padded = normal_forms(rows, Column(separator, 0)).padded
-    plain = unpadded(separator)
-    assert padded == [index for index, text in enumerate(texts) if text and not plain(text)]
