@@ -151,12 +151,7 @@ def test_a_line_longer_than_the_csv_field_limit_is_a_row_with_its_problem(write_
     limit = csv.field_size_limit(40)
     try:
         path = write_csv(f"email,note\na@b.fi,x\nc@b.fi,{'y' * 50}\nd@b.fi,z\n")
-        with CsvFile(path) as table:
-            rows = [
-                (line, text, chunk.others.get(position))
-                for chunk in table.raw_chunks(size)
-                for position, (line, text) in enumerate(zip(chunk.lines, chunk.texts, strict=True))
-            ]
+        rows = rows_in_chunks(path, size)
     finally:
         csv.field_size_limit(limit)
     assert rows == [
