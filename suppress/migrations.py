@@ -15,7 +15,7 @@ from flask import Flask
 from flask.cli import AppGroup, ScriptInfo
 from sqlalchemy.engine import make_url
 
-from suppress.models import db
+from suppress.models import ONLY_ON, db
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 COMMAND = "db"
@@ -50,15 +50,12 @@ def with_migrations(app: Flask) -> Flask:
 
 def made_on(dialect: str) -> Callable[..., bool]:
     """Autogenerate's filter of the models on ``dialect``: what they create on other databases
-    only (``ddl_if``), such as the outbox's index of pending rows, which only SQLite has, is
+    only (``models.only_on``), such as the outbox's index of pending rows, which only SQLite has, is
     left out rather than taken for a missing object."""
 
     def include_object(obj: Any, name: str, type_: str, reflected: bool, compare_to: Any) -> bool:
-        condition = getattr(obj, "_ddl_if", None)
-        if condition is None or condition.dialect is None:
-            return True
-        named = condition.dialect
-        return dialect == named if isinstance(named, str) else dialect in named
+        only_on = getattr(obj, "info", {}).get(ONLY_ON)
+        return only_on is None or only_on == dialect
 
     return include_object
 

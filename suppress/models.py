@@ -56,6 +56,8 @@ SYNC_ACTIONS = ("suppress", "lift")
 SYNC_STATUSES = ("pending", "accepted", "refused")
 # The predicate of the outbox's index of pending rows on SQLite, as SQL.
 PENDING_ROW = "status = 'pending'"
+# The key of an index's ``info`` naming the only dialect it is created on (``only_on``).
+ONLY_ON = "only_on"
 # Stable constraint names, so that migrations (and SQLite's batch mode) can refer to them.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -359,6 +361,13 @@ class Destination(db.Model):
     oldest_pending_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+def only_on(dialect: str, index: Index) -> Index:
+    """``index``, created on ``dialect``'s databases only, and saying so in its ``info`` for
+    the migrations' autogenerate to read (``migrations.made_on``)."""
+    index.info[ONLY_ON] = dialect
+    return index.ddl_if(dialect=dialect)
+
+
 class SyncState(db.Model):
     """What one destination holds, or must be told, about one suppression: the outbox item.
 
@@ -376,9 +385,10 @@ class SyncState(db.Model):
         # A worker claims a destination's pending rows oldest first. On SQLite an index holds
         # them by id; a query uses it only by naming the status as a literal (``PENDING_ROW``),
         # as SQLite matches no bound value to the predicate.
-        Index(
-            "ix_sync_states_pending", "destination_id", "id", sqlite_where=text(PENDING_ROW)
-        ).ddl_if(dialect="sqlite"),
+        only_on(
+            "sqlite",
+            Index("ix_sync_states_pending", "destination_id", "id", sqlite_where=text(PENDING_ROW)),
+        ),
         # PostgreSQL has no index on the status, and a large plan fills a page only half:
         # recording an outcome then writes the row's new version beside the old one and no
         # index entry (a HOT update), a third of the work of a new version in every index
