@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from suppress import clean, lists, suppressions
 from suppress.addresses import normalise
-from suppress.clean import clean_rows, email_column
+from suppress.clean import clean_rows, email_column, verdicts
 from suppress.csvfiles import CsvError, CsvFile
 from suppress.models import Address, Subscription, db
 
@@ -208,8 +208,8 @@ def test_a_stored_suppression_is_named_before_a_hashed_list(app, write_csv):
 def test_hashed_suppressions_are_looked_up_once_per_chunk(app, write_csv, monkeypatch):
     suppressions.import_hashed_suppressions([md5("c@b.fi")], "md5", "partner", print)
     calls = []
-    real = clean.hashed_matches
-    monkeypatch.setattr(clean, "hashed_matches", lambda found: calls.append(1) or real(found))
+    real = verdicts.hashed_matches
+    monkeypatch.setattr(verdicts, "hashed_matches", lambda found: calls.append(1) or real(found))
     path = write_csv("email\na@b.fi\nb@b.fi\nc@b.fi\nd@b.fi\n")
     assert [reason for _, _, reason, _ in cleaned(path, chunk_rows=2)] == [
         None,

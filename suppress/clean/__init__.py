@@ -3,7 +3,8 @@
 ``clean_rows()`` reads rows as they come and hands them back in the same order, each with its
 verdict, a chunk at a time: first the first look at the addresses (normal form, hash, an earlier
 row with the same address; ``firstlook``), then the register (suppressions, partners' hashed
-lists, restriction, the list's rules; ``register``). Memory is bounded by the chunks in flight
+lists, restriction, the list's rules; ``register``), worded chunk by chunk (``verdicts``).
+Memory is bounded by the chunks in flight
 plus one entry per distinct address, to find duplicates. ``cleaned_chunks()`` and
 ``write_cleaned()`` (``written``) do the same for a file a chunk at a time.
 
@@ -25,17 +26,14 @@ from typing import NamedTuple
 from sqlalchemy import Connection
 
 from suppress import tokens
-from suppress.addresses import CONSUMER
 from suppress.clean import firstlook, register
 from suppress.clean.firstlook import (
-    DIGEST_BYTES,
     NOTHING_IN_MEMORY,
     FirstLookFailed,
     InMemory,
-    Look,
     Looker,
 )
-from suppress.clean.register import RESTRICTED, STRANGE_CONSUMER, STRANGER
+from suppress.clean.verdicts import Chunk, Judge
 from suppress.clean.written import (
     LINK_COLUMNS,
     REJECT_COLUMNS,
@@ -43,15 +41,12 @@ from suppress.clean.written import (
     CleanedChunk,
     write_cleaned,
 )
-from suppress.csvfiles import CsvError, CsvRecord, RawChunk, padded_lines
+from suppress.csvfiles import CsvError, CsvRecord, RawChunk
 from suppress.domains import DomainRules
 from suppress.models import MailingList, db
 from suppress.suppressions import (
-    DIGEST_KEY_BYTES,
-    covering_suppressions,
     domain_rules,
     hash_algorithms_present,
-    hashed_matches,
     packed_suppressions,
 )
 
@@ -96,42 +91,6 @@ LONG_FILE_BYTES = 1 << 20
 # is read: it waits then only for the last to be taken in, not for all of them.
 SUPPRESSION_PARTS = 8
 EMAIL_COLUMN = "email"
-_NO_ADDRESS = ("invalid", "no address")
-
-
-class _Chunk:
-    """Rows read together, and what the first look is sent of them: a plain row as its text,
-    any other as its address picked out. A malformed row, and one with no address (left out
-    when blank), is decided here and skipped by the first look; so is which plain rows have a
-    field to strip (``padded``), to be written by the csv module."""
-
-    def __init__(self, raw: RawChunk, column: int, separator: str) -> None:
-        self.raw = raw
-        self.malformed: list[int] = []
-        self.missing: list[int] = []
-        self.blank: set[int] = set()
-        picked = {}
-        if raw.others:
-            for position, (fields, problem) in raw.others.items():
-                address = "" if problem is not None else fields[column].strip()
-                if address:
-                    picked[position] = address
-                elif problem is not None:
-                    self.malformed.append(position)
-                elif any(map(str.strip, fields)):
-                    self.missing.append(position)
-                else:
-                    self.blank.add(position)
-        skipped = [*self.malformed, *self.missing, *self.blank]
-        texts = "\n".join(raw.texts)
-        self.padded = padded_lines(texts, raw.texts, separator)
-        self.rows = firstlook.Rows(raw.lines, texts, picked, skipped)
-
-    def sent(self) -> firstlook.Rows:
-        """The rows for the first look, which keeps their texts: this side needs only their
-        lines and which were skipped from then on, and a chunk read ahead holds less."""
-        rows, self.rows = self.rows, self.rows._replace(texts="")
-        return rows
 
 
 def email_column(columns: list[str], name: str | None = None) -> int:
@@ -251,21 +210,21 @@ def cleaned_chunks(
     if links:
         tokens.page_url("check")  # refuses an http:// base URL before anything is written
     column = firstlook.Column(separator, email_index)
-    read = (_Chunk(raw, email_index, separator) for raw in chunks)
-    first: list[_Chunk] = []
+    read = (Chunk(raw, email_index, separator) for raw in chunks)
+    first: list[Chunk] = []
     if ahead is None:
         first = [*filter(None, (next(read, None), next(read, None)))]
         if len(first) < 2:
             yield from _cleaned_in_place(first, column, width, mailing_list, links)
             return
     with nullcontext(ahead) if ahead else _read_ahead(mailing_list, links) as started:
-        judge = _Judge(mailing_list, links, width, separator, started.domains)
+        judge = Judge(mailing_list, links, width, separator, started.domains)
         started.looker.aim(column)
         yield from _judged(chain(first, read), started.looker, judge, started.in_memory)
 
 
 def _cleaned_in_place(
-    chunks: list["_Chunk"],
+    chunks: list["Chunk"],
     column: firstlook.Column,
     width: int,
     mailing_list: MailingList | None,
@@ -275,14 +234,14 @@ def _cleaned_in_place(
     domains = domain_rules(mailing_list.slug if mailing_list else None)
     looker = firstlook.InPlace(column, _keep_normalised(mailing_list, links, domains))
     looker.learn(NOTHING_IN_MEMORY)
-    judge = _Judge(mailing_list, links, width, column.separator, domains)
+    judge = Judge(mailing_list, links, width, column.separator, domains)
     yield from _judged(iter(chunks), looker, judge, None)
 
 
 def _judged(
-    chunks: Iterator["_Chunk"],
+    chunks: Iterator["Chunk"],
     looker: Looker,
-    judge: "_Judge",
+    judge: "Judge",
     in_memory: Future[InMemory] | None,
 ) -> Iterator["CleanedChunk"]:
     """The chunks judged in order, CHUNKS_AHEAD read and sent to the first look in advance.
@@ -290,7 +249,7 @@ def _judged(
     ``in_memory`` is being read on the session's connection by another thread: nothing here
     touches the database until it is in, and it goes to the first look as soon as it is.
     """
-    pending: deque[_Chunk] = deque()
+    pending: deque[Chunk] = deque()
     for chunk in chunks:
         looker.send(chunk.sent())
         pending.append(chunk)
@@ -309,7 +268,7 @@ def _judged(
         yield judge.judged(pending.popleft(), looker.receive())
 
 
-def _learn(in_memory: Future[InMemory], judge: "_Judge", looker: Looker) -> None:
+def _learn(in_memory: Future[InMemory], judge: "Judge", looker: Looker) -> None:
     """Wait for what is matched in memory if need be, and hand it to both sides."""
     judge.learn(in_memory.result())
     looker.learn(in_memory.result())
@@ -334,174 +293,3 @@ def _in_memory(
         last = part
     restricted = None if mailing_list else frozenset(register.restricted(connection))
     return InMemory(last, restricted, domains if last is not None else None)
-
-
-def _overflow(problem: str, fields: list[str], width: int) -> str:
-    """The problem, plus what cutting the row to width loses, so that nothing vanishes."""
-    cut = fields[width:]
-    return f"{problem}; cut off: {' | '.join(cut)}" if cut else problem
-
-
-class _Judge:
-    """The verdicts on a chunk: the first look's, worded, then what the database says about
-    the addresses still open, in REJECT_REASONS' order. What the first look matched in memory
-    is not looked up again."""
-
-    def __init__(
-        self,
-        mailing_list: MailingList | None,
-        links: bool,
-        width: int,
-        separator: str,
-        domains: DomainRules,
-    ) -> None:
-        self.mailing_list = mailing_list
-        # Matched here unless the first look matches them with the suppressions.
-        self.domains = domains or None
-        self.width = width
-        self.separator = separator
-        self.slug = mailing_list.slug if mailing_list else None
-        self.links = links
-        self.classify_kind = register.classifier()
-        self.suppressions_looked_up = True
-        # With a list, restriction comes with the rest of what the register knows.
-        self.restricted_looked_up = mailing_list is None
-
-    def learn(self, in_memory: InMemory) -> None:
-        self.suppressions_looked_up = in_memory.suppressions is None
-        self.restricted_looked_up = self.mailing_list is None and in_memory.restricted is None
-        if in_memory.domains is not None:
-            self.domains = None
-
-    def judged(self, chunk: _Chunk, look: Look) -> "CleanedChunk":
-        """The chunk with its verdicts (and links)."""
-        verdicts = _worded(look)
-        if (
-            self.suppressions_looked_up
-            or self.restricted_looked_up
-            or look.normalised
-            or look.restricted
-        ):
-            self._looked_up(chunk, look, verdicts)
-        for position in chunk.missing:
-            verdicts[position] = _NO_ADDRESS
-        for position in chunk.malformed:
-            fields, problem = chunk.raw.others[position]
-            verdicts[position] = ("invalid", _overflow(problem or "", fields, self.width))
-        links = self._links(chunk, look.normalised, verdicts) if self.links else {}
-        return CleanedChunk(
-            chunk.raw,
-            verdicts,
-            links,
-            dropped={*chunk.blank, *look.blank},
-            padded=chunk.padded,
-            width=self.width,
-            separator=self.separator,
-        )
-
-    def _looked_up(self, chunk: _Chunk, look: Look, verdicts: dict[int, tuple[str, str]]) -> None:
-        """What the first look did not match in memory, for the rows it left open; its
-        restricted rows wait for the suppressions found here."""
-        passed = {*chunk.rows.skipped, *look.blank}
-        open_ = [
-            (index, look.digests[index * DIGEST_BYTES : (index + 1) * DIGEST_BYTES])
-            for index in range(len(chunk.rows.lines))
-            if index not in verdicts and index not in passed
-        ]
-        if self.suppressions_looked_up:
-            self._suppressed(open_, verdicts)
-        if look.normalised is not None:
-            if self.domains is not None:
-                _by_domain(self.domains, open_, look.normalised, verdicts)
-            self._hashed(open_, look.normalised, verdicts)
-        for index in look.restricted:
-            verdicts.setdefault(index, ("restricted", RESTRICTED))
-        self._rules(open_, look.normalised, verdicts)
-
-    def _suppressed(
-        self, open_: list[tuple[int, bytes]], verdicts: dict[int, tuple[str, str]]
-    ) -> None:
-        by_hash = {digest.hex(): index for index, digest in open_}
-        for digest, (scope, why) in covering_suppressions(by_hash, self.slug).items():
-            verdicts[by_hash[digest]] = ("suppressed", f"{scope}: {why}")
-
-    def _hashed(
-        self,
-        open_: list[tuple[int, bytes]],
-        normalised: list[str],
-        verdicts: dict[int, tuple[str, str]],
-    ) -> None:
-        by_address = {normalised[index]: index for index, _ in open_ if index not in verdicts}
-        for address, source in hashed_matches(by_address).items():
-            verdicts[by_address[address]] = ("suppressed", f"hashed list: {source}")
-
-    def _rules(
-        self,
-        open_: list[tuple[int, bytes]],
-        normalised: list[str] | None,
-        verdicts: dict[int, tuple[str, str]],
-    ) -> None:
-        """Restriction, and with a list its rules, for the addresses still open."""
-        still_open = [(index, digest) for index, digest in open_ if index not in verdicts]
-        if self.mailing_list is None:
-            if self.restricted_looked_up and still_open:
-                keys = register.restricted(
-                    db.session.connection(), [digest for _, digest in still_open]
-                )
-                for index, digest in still_open:
-                    if digest[:DIGEST_KEY_BYTES] in keys:
-                        verdicts[index] = ("restricted", RESTRICTED)
-            return
-        assert normalised is not None  # kept for every list
-        by_hash = {digest.hex(): index for index, digest in still_open}
-        known = register.known_addresses(set(by_hash), self.mailing_list)
-        for digest, index in by_hash.items():
-            address = known.get(digest)
-            if address is None:
-                consumer = self.classify_kind(normalised[index]) == CONSUMER
-                address = STRANGE_CONSUMER if consumer else STRANGER
-            reason, detail = register.rule_broken(address, self.mailing_list)
-            if reason is not None:
-                verdicts[index] = (reason, detail)
-
-    def _links(
-        self, chunk: _Chunk, normalised: list[str] | None, verdicts: dict[int, tuple[str, str]]
-    ) -> dict[int, tuple[str, str, str]]:
-        """For each kept row, by its position, its unsubscribe URL and headers."""
-        assert normalised is not None  # kept whenever links are asked for
-        passed = {*chunk.rows.skipped}
-        links = {}
-        for position, address in enumerate(normalised):
-            if address and position not in verdicts and position not in passed:
-                link = tokens.unsubscribe_link(address, self.slug)
-                links[position] = (link.url, link.list_unsubscribe, link.list_unsubscribe_post)
-        return links
-
-
-def _by_domain(
-    domains: DomainRules,
-    open_: list[tuple[int, bytes]],
-    normalised: list[str],
-    verdicts: dict[int, tuple[str, str]],
-) -> None:
-    covering = domains.covering
-    for index, _ in open_:
-        if index not in verdicts and (rule := covering(normalised[index])):
-            verdicts[index] = ("suppressed", str(rule))
-
-
-def _worded(look: Look) -> dict[int, tuple[str, str]]:
-    """The first look's verdicts with their details, by row index in the chunk sent; all but
-    restriction, which comes after what the register may still find. A suppression's detail
-    is worded once a chunk: thousands of rows share a few."""
-    verdicts = dict.fromkeys(look.missing, _NO_ADDRESS)
-    for index, why in look.invalid.items():
-        verdicts[index] = ("invalid", why)
-    for index, first in look.repeats.items():
-        verdicts[index] = ("duplicate", f"same address as line {first}")
-    suppressed = look.suppressed
-    worded = {named: ("suppressed", "{}: {}".format(*named)) for named in {*suppressed.values()}}
-    verdicts.update(zip(suppressed, map(worded.__getitem__, suppressed.values()), strict=True))
-    for index, rule in look.by_domain.items():
-        verdicts[index] = ("suppressed", str(rule))
-    return verdicts
