@@ -374,8 +374,7 @@ def test_lists_import_without_an_email_column_fails(runner, write_csv):
 def test_lists_import_names_the_source_after_the_file_and_shows_progress(
     runner, write_csv, monkeypatch
 ):
-    monkeypatch.setattr("suppress.cli.watched", lambda: True)
-    monkeypatch.setattr("suppress.cli.PROGRESS_EVERY_ROWS", 2)
+    monkeypatch.setattr("suppress.cli.common.watched", lambda: True)
     run(runner, "lists", "create", "uutiskirje")
     path = write_csv("email\n" + "".join(f"u{n}@yritys.fi\n" for n in range(5)), name="crm.csv")
     result = run(runner, "lists", "import", "uutiskirje", path)
@@ -392,8 +391,7 @@ def test_unreachable_database_gets_a_message_without_the_password(make_app):
 
 
 def test_import_shows_progress_when_watched(runner, write_csv, monkeypatch):
-    monkeypatch.setattr("suppress.cli.watched", lambda: True)
-    monkeypatch.setattr("suppress.cli.PROGRESS_EVERY_ROWS", 2)
+    monkeypatch.setattr("suppress.cli.common.watched", lambda: True)
     path = write_csv("email\n" + "".join(f"u{number}@b.fi\n" for number in range(5)))
     result = run(runner, "suppressions", "import", path)
     assert result.exit_code == 0
