@@ -14,10 +14,12 @@ import pytest
 from sqlalchemy import func, select, text, update
 
 from suppress import suppressions, sync
+from suppress.config import ConfigError
 from suppress.lists import create_list
 from suppress.models import Destination, Suppression, SyncState, db, utcnow
 from suppress.providers.base import ACCEPTED, PENDING, REFUSED, Outcome
 from suppress.providers.mailgun import Mailgun
+from suppress.sync import claims, planning
 from tests.providers.fakes.mailgun import FakeMailgun
 
 API_KEY = "key-test-0123456789"
@@ -175,7 +177,7 @@ def test_a_large_plan_refreshes_postgresql_s_statistics_of_the_outbox(app, mailg
     """Left stale, they make the next pass plan its join as a nested loop over every row."""
     if db.engine.dialect.name != "postgresql":
         pytest.skip("SQLite plans the join on the unique index without statistics")
-    monkeypatch.setattr(sync, "ANALYZE_AFTER_ROWS", 40)
+    monkeypatch.setattr(planning, "ANALYZE_AFTER_ROWS", 40)
     named = destination()
     suppressed(*(f"person{n}@yritys.fi" for n in range(40)))
     sync.plan(named, utcnow())
@@ -191,7 +193,7 @@ def test_a_claim_on_sqlite_reads_the_index_of_pending_rows_in_id_order(app, boun
     if db.engine.dialect.name != "sqlite":
         pytest.skip("PostgreSQL has no index of pending rows: outcomes are HOT updates")
     connection = db.session.connection()
-    sql = sync._CLAIMS[bounded].compiled(connection.dialect).sql
+    sql = claims._CLAIMS[bounded].compiled(connection.dialect).sql
     plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", (None,) * sql.count("?"))
     assert [row[-1] for row in plan] == [
         "SEARCH sync_states USING INDEX ix_sync_states_pending "
@@ -320,7 +322,7 @@ def test_wrong_credentials_stop_the_destination_and_settle_nothing(app, mailgun,
 
 def test_a_destination_needs_its_credentials_when_it_is_added(app, monkeypatch):
     monkeypatch.delitem(app.config, "MAILGUN_API_KEY", raising=False)
-    with pytest.raises(sync.ConfigError, match="SUPPRESS_DEST_MAILGUN_FI_API_KEY"):
+    with pytest.raises(ConfigError, match="SUPPRESS_DEST_MAILGUN_FI_API_KEY"):
         sync.add_destination("mailgun-fi", "mailgun", target=DOMAIN)
 
 

@@ -7,7 +7,7 @@ events mean (suppress, count, ignore). The blueprint hands each provider a :clas
 
 For the sync job a provider turns :class:`Change` values into calls to its suppression API
 (``push``) and reads its own suppression lists back as :class:`Pulled` values (``pull``);
-``sync.py`` decides what to push and records the :class:`Outcome` of each change.
+the ``sync`` package decides what to push and records the :class:`Outcome` of each change.
 """
 
 import base64
