@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from suppress import clean, lists
-from suppress.cli.common import _with_progress, csv_input_options, domain_command, watched
+from suppress.cli.common import csv_input_options, domain_command, watched, with_progress
 from suppress.csvfiles import CsvFile, RawChunk
 from suppress.models import db
 
@@ -61,7 +61,7 @@ def clean_command(
         index = clean.email_column(table.header, email_column)
         records: Iterable[RawChunk] = table.raw_chunks(clean.CHUNK_ROWS, padded_unsplit=True)
         if watched():
-            records = _with_progress(table, records, "cleaning", every=1)
+            records = with_progress(table, records, "cleaning", every=1)
         chunks = clean.cleaned_chunks(
             records,
             width=len(table.header),

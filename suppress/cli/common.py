@@ -125,7 +125,7 @@ def iso_datetime(value: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _reject(line: int, problem: str) -> None:
+def reject_row(line: int, problem: str) -> None:
     click.echo(f"line {line}: {problem}", err=True)
 
 
@@ -134,13 +134,13 @@ def watched() -> bool:
     return sys.stderr.isatty()
 
 
-def _usable_rows(
+def usable_rows(
     table: CsvFile, reject: Callable[[int, str], None]
 ) -> Iterator[tuple[int, Mapping[str, str]]]:
     """The rows that parsed, with a progress bar by bytes when a person is watching."""
     rows = table.rows()
     if watched():
-        rows = _with_progress(table, rows, "importing")
+        rows = with_progress(table, rows, "importing")
     for row in rows:
         if row.values is None:
             reject(row.line, row.problem or "unreadable row")
@@ -148,7 +148,7 @@ def _usable_rows(
             yield row.line, row.values
 
 
-def _with_progress(
+def with_progress(
     table: CsvFile, rows: Iterable[Row], label: str, every: int = PROGRESS_EVERY_ROWS
 ) -> Iterator[Row]:
     """``rows`` with the bar moved to how far into the file reading has got, every ``every``."""

@@ -9,7 +9,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from suppress import lists
-from suppress.cli.common import _reject, _usable_rows, csv_input_options, domain_command, operator
+from suppress.cli.common import csv_input_options, domain_command, operator, reject_row, usable_rows
 from suppress.csvfiles import CsvFile
 from suppress.models import AUDIENCES, db
 
@@ -103,11 +103,11 @@ def import_contacts_command(
         table.require("email")
         report = lists.import_contacts(
             mailing_list,
-            _usable_rows(table, _reject),
+            usable_rows(table, reject_row),
             source=f"import:{source or path.name}",
             actor=operator(),
             batch_size=current_app.config["IMPORT_BATCH_SIZE"],
-            on_reject=_reject,
+            on_reject=reject_row,
             on_skip=_skip,
         )
     click.echo(

@@ -17,13 +17,13 @@ from flask.cli import AppGroup
 from suppress import events, lists, suppressions
 from suppress.addresses import normalise, normalise_and_hash
 from suppress.cli.common import (
-    _reject,
-    _usable_rows,
     csv_input_options,
     domain_command,
     iso_datetime,
     operator,
     options,
+    reject_row,
+    usable_rows,
 )
 from suppress.csvfiles import CsvFile, detect_encoding
 from suppress.models import (
@@ -149,11 +149,11 @@ def import_command(
     with CsvFile(path, separator=separator, encoding=encoding) as table:
         table.require("email")
         report = suppressions.import_suppressions(
-            _usable_rows(table, _reject),
+            usable_rows(table, reject_row),
             source=f"import:{source or path.name}",
             actor=operator(),
             batch_size=current_app.config["IMPORT_BATCH_SIZE"],
-            on_reject=_reject,
+            on_reject=reject_row,
         )
     click.echo(
         f"{report.written} written, {report.unchanged} already suppressed, "
@@ -185,7 +185,7 @@ def import_hashes_command(path: Path, algorithm: str, source: str | None) -> Non
             stream,
             algorithm,
             source or path.name,
-            _reject,
+            reject_row,
             actor=operator(),
             batch_size=current_app.config["IMPORT_BATCH_SIZE"],
         )
