@@ -7,7 +7,7 @@ apart, and a whole company is both. Patterns take the normal form of an address'
 (lower-case, IDNA-encoded), so that a rule and an address meet as plain strings.
 
 This module is pure: no Flask, no database. Storing and lifting the rules is
-``suppressions.py``'s; this module parses them and matches addresses against them in memory.
+``suppressions.domains``'s; this module parses them and matches addresses against them in memory.
 """
 
 import functools

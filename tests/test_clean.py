@@ -13,6 +13,7 @@ from suppress.addresses import normalise
 from suppress.clean import clean_rows, email_column, verdicts
 from suppress.csvfiles import CsvError, CsvFile
 from suppress.models import Address, Subscription, db
+from suppress.suppressions import packed
 
 
 def cleaned(path, mailing_list=None, links=False, column=None, chunk_rows=20_000):
@@ -324,7 +325,7 @@ def test_a_long_file_past_the_in_memory_limit_is_looked_up_chunk_by_chunk(
 ):
     path = every_kind(write_csv)
     expected = written_in_chunks(path, 1_000)
-    monkeypatch.setattr(suppressions, "IN_MEMORY_LIMIT", 0)
+    monkeypatch.setattr(packed, "IN_MEMORY_LIMIT", 0)
     assert written_in_chunks(path, 3) == expected
 
 
@@ -347,7 +348,7 @@ def test_a_long_file_gets_the_list_rules_of_a_short_one(app, write_csv):
 def chunk_rows(request, monkeypatch):
     rows, in_memory_limit = request.param
     if in_memory_limit is not None:
-        monkeypatch.setattr(suppressions, "IN_MEMORY_LIMIT", in_memory_limit)
+        monkeypatch.setattr(packed, "IN_MEMORY_LIMIT", in_memory_limit)
     return rows
 
 

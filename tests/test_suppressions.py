@@ -28,6 +28,8 @@ from suppress.suppressions import (
     is_suppressed,
     lift,
     lift_unsubscribes,
+    lookups,
+    packed,
     suppress,
     suppress_hashed,
     suppressed_among,
@@ -256,7 +258,7 @@ def test_suppressed_among_ignores_lapsed_suppressions(app):
 @pytest.mark.parametrize("limit", [0, 10_000])
 def test_suppressed_among_gives_the_same_answer_by_scan_and_by_index(app, monkeypatch, limit):
     """Both lookup strategies, including erased rows that keep only their hash."""
-    monkeypatch.setattr(suppressions, "INDEXED_LOOKUP_LIMIT", limit)
+    monkeypatch.setattr(lookups, "INDEXED_LOOKUP_LIMIT", limit)
     for number in range(0, 1200, 3):
         add(f"user{number}@firma.fi")
     add("gone@firma.fi", reason="erased")
@@ -326,7 +328,7 @@ def test_packed_suppressions_keep_an_erased_address_by_its_hash(app):
 
 def test_past_the_in_memory_limit_there_are_no_packed_suppressions(app, monkeypatch):
     add("a@b.fi")
-    monkeypatch.setattr(suppressions, "IN_MEMORY_LIMIT", 0)
+    monkeypatch.setattr(packed, "IN_MEMORY_LIMIT", 0)
     assert suppressions.packed_suppressions(db.session.connection(), None) is None
 
 
@@ -336,7 +338,7 @@ def test_ids_spanning_past_the_limit_are_counted_before_the_suppressions_are_ref
     for address in ("a@b.fi", "b@b.fi", "c@b.fi"):
         add(address)
     lift("b@b.fi", actor="test")
-    monkeypatch.setattr(suppressions, "IN_MEMORY_LIMIT", 2)
+    monkeypatch.setattr(packed, "IN_MEMORY_LIMIT", 2)
     assert set(unpacked()) == {key("a@b.fi"), key("c@b.fi")}
 
 
@@ -639,7 +641,7 @@ def test_domain_suppressions_for_an_address_are_those_that_cover_it(app):
 
 @pytest.mark.parametrize("limit", [0, 10_000])
 def test_suppressed_among_honours_domain_suppressions_by_scan_and_by_index(app, monkeypatch, limit):
-    monkeypatch.setattr(suppressions, "INDEXED_LOOKUP_LIMIT", limit)
+    monkeypatch.setattr(lookups, "INDEXED_LOOKUP_LIMIT", limit)
     create_list("news", "News")
     add("own@b.fi")
     add_domain("*.example.fi")
