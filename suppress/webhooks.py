@@ -18,7 +18,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from suppress import providers
 from suppress.events import Rules, record_events
-from suppress.providers.base import Delivery, Event, Malformed, Provider, Rejected
+from suppress.providers.base import Provider
+from suppress.providers.delivery import Delivery, Event, Malformed, Rejected
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from suppress.models import (
     Suppression,
     db,
 )
-from suppress.providers.base import Event
+from suppress.providers.delivery import Event
 from suppress.suppressions import is_suppressed
 
 

@@ -11,7 +11,7 @@ from suppress.events.rows import sender_domain
 from suppress.lists import create_list, ensure_address
 from suppress.models import Address, AuditEntry, Suppression, db
 from suppress.models import Event as StoredEvent
-from suppress.providers.base import Event
+from suppress.providers.delivery import Event
 from suppress.suppressions import suppress
 
 MATTI = "matti@yritys.fi"

@@ -17,8 +17,8 @@ from suppress import suppressions, sync
 from suppress.config import ConfigError
 from suppress.lists import create_list
 from suppress.models import Destination, Suppression, SyncState, db, utcnow
-from suppress.providers.base import ACCEPTED, PENDING, REFUSED, Outcome
 from suppress.providers.mailgun import Mailgun
+from suppress.providers.syncing import ACCEPTED, PENDING, REFUSED, Outcome
 from suppress.sync import claims, planning
 from tests.providers.fakes.mailgun import FakeMailgun
 

@@ -17,7 +17,7 @@ from suppress.events.history import events_for, exported_events
 from suppress.events.rows import row_of
 from suppress.events.rules import Rules, acted_on, apply_rules
 from suppress.models import utcnow
-from suppress.providers.base import Event
+from suppress.providers.delivery import Event
 
 __all__ = ["Recorded", "Rules", "events_for", "exported_events", "record_events"]
 

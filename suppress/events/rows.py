@@ -16,7 +16,7 @@ from typing import Any
 
 from suppress.addresses import InvalidAddress, normalise_and_hash
 from suppress.models import Event as StoredEvent
-from suppress.providers.base import Event
+from suppress.providers.delivery import Event
 
 # Sender-side rejections (RULES.md R-MBP-6): Gmail's authentication and reputation codes and
 # Microsoft's 5.7.515 describe our sending domain, not the recipient's mailbox.

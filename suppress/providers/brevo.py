@@ -20,34 +20,14 @@ from urllib.parse import quote
 
 from werkzeug.datastructures import Headers
 
-from suppress.config import ConfigError, Setting
+from suppress.config import ConfigError, Setting, text
 from suppress.providers.api import Api, ApiError
-from suppress.providers.base import (
-    ACCEPTED,
-    REQUIRED,
-    Account,
-    Change,
-    Delivery,
-    Event,
-    Malformed,
-    Outcome,
-    Provider,
-    Pulled,
-    Rejected,
-    basic_auth,
-    credentials_list,
-    from_epoch,
-    from_iso,
-    load_json,
-    nonblank,
-    optional_text,
-    refused,
-    same,
-    secrets_list,
-    synthetic_id,
-    text,
-    url,
-)
+from suppress.providers.base import Provider
+from suppress.providers.credentials import basic_auth, same
+from suppress.providers.delivery import Delivery, Event, Malformed, Rejected, load_json
+from suppress.providers.fields import from_epoch, from_iso, nonblank, optional_text, synthetic_id
+from suppress.providers.settings import REQUIRED, credentials_list, secrets_list, url
+from suppress.providers.syncing import ACCEPTED, Account, Change, Outcome, Pulled, refused
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -14,31 +14,14 @@ from urllib.parse import parse_qs, urlsplit
 
 from werkzeug.datastructures import MultiDict
 
-from suppress.config import ConfigError, Setting
+from suppress.config import ConfigError, Setting, text
 from suppress.providers.api import Api
-from suppress.providers.base import (
-    ACCEPTED,
-    REQUIRED,
-    Account,
-    Change,
-    Delivery,
-    Event,
-    Malformed,
-    Outcome,
-    Provider,
-    Pulled,
-    Rejected,
-    Reply,
-    from_iso,
-    nonblank,
-    refused,
-    same,
-    secrets_list,
-    slug_map,
-    synthetic_id,
-    text,
-    url,
-)
+from suppress.providers.base import Provider
+from suppress.providers.credentials import same
+from suppress.providers.delivery import Delivery, Event, Malformed, Rejected, Reply
+from suppress.providers.fields import from_iso, nonblank, synthetic_id
+from suppress.providers.settings import REQUIRED, secrets_list, slug_map, url
+from suppress.providers.syncing import ACCEPTED, Account, Change, Outcome, Pulled, refused
 
 # Marketing API Quick Start, "Make your first API call": the base URL names the account's data
 # centre, which is the API key's suffix after its last "-" (…-us6 → us6).

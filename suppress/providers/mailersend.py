@@ -19,32 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from suppress.config import Setting
+from suppress.config import Setting, text
 from suppress.providers.api import Api, ApiError
-from suppress.providers.base import (
-    REQUIRED,
-    Account,
-    Change,
-    Delivery,
-    Event,
-    Malformed,
-    Outcome,
-    Provider,
-    Pulled,
-    Rejected,
-    Reply,
-    accepted,
-    from_iso,
-    load_json,
-    nonblank,
-    optional_iso,
-    refused,
-    same,
-    secrets_list,
-    synthetic_id,
-    text,
-    url,
-)
+from suppress.providers.base import Provider
+from suppress.providers.credentials import same
+from suppress.providers.delivery import Delivery, Event, Malformed, Rejected, Reply, load_json
+from suppress.providers.fields import from_iso, nonblank, optional_iso, synthetic_id
+from suppress.providers.settings import REQUIRED, secrets_list, url
+from suppress.providers.syncing import Account, Change, Outcome, Pulled, accepted, refused
 
 API_URL = "https://api.mailersend.com/v1"
 SIGNATURE_HEADER = "Signature"

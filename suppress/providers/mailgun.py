@@ -26,33 +26,14 @@ from json.encoder import encode_basestring_ascii
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from suppress.config import Setting
+from suppress.config import Setting, text
 from suppress.providers.api import Api
-from suppress.providers.base import (
-    ACCEPTED,
-    REQUIRED,
-    Account,
-    Change,
-    Delivery,
-    Event,
-    Malformed,
-    Outcome,
-    Provider,
-    Pulled,
-    Rejected,
-    Reply,
-    accepted,
-    from_epoch,
-    nonblank,
-    required_text,
-    same,
-    scalar_text,
-    seconds,
-    secrets_list,
-    sender_of,
-    text,
-    url,
-)
+from suppress.providers.base import Provider
+from suppress.providers.credentials import same
+from suppress.providers.delivery import Delivery, Event, Malformed, Rejected, Reply
+from suppress.providers.fields import from_epoch, nonblank, required_text, scalar_text, sender_of
+from suppress.providers.settings import REQUIRED, seconds, secrets_list, url
+from suppress.providers.syncing import ACCEPTED, Account, Change, Outcome, Pulled, accepted
 
 CAMPAIGN_VARIABLE = "campaign"
 

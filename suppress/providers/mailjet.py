@@ -22,34 +22,29 @@ from urllib.parse import quote
 
 import requests
 
-from suppress.config import Setting
+from suppress.config import Setting, text
 from suppress.providers.api import Api, ApiError
-from suppress.providers.base import (
-    ACCEPTED,
-    PENDING,
-    REQUIRED,
-    Account,
-    Change,
-    Delivery,
-    Event,
-    Malformed,
-    Outcome,
-    Provider,
-    Pulled,
-    Reply,
-    accepted,
-    check_basic_auth,
-    credentials_list,
+from suppress.providers.base import Provider
+from suppress.providers.credentials import check_basic_auth
+from suppress.providers.delivery import Delivery, Event, Malformed, Reply, load_json
+from suppress.providers.fields import (
     from_epoch,
-    load_json,
     nonblank,
     optional_iso,
     optional_text,
-    refused,
     required_text,
     synthetic_id,
-    text,
-    url,
+)
+from suppress.providers.settings import REQUIRED, credentials_list, url
+from suppress.providers.syncing import (
+    ACCEPTED,
+    PENDING,
+    Account,
+    Change,
+    Outcome,
+    Pulled,
+    accepted,
+    refused,
 )
 
 REALM = "suppress mailjet webhook"

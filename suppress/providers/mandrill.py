@@ -23,32 +23,14 @@ from urllib.parse import urlsplit
 
 from werkzeug.datastructures import MultiDict
 
-from suppress.config import Setting
+from suppress.config import Setting, text
 from suppress.providers.api import RETRIED_STATUSES, Api, ApiError
-from suppress.providers.base import (
-    ACCEPTED,
-    REQUIRED,
-    Account,
-    Change,
-    Delivery,
-    Event,
-    Malformed,
-    Outcome,
-    Provider,
-    Pulled,
-    Rejected,
-    Reply,
-    from_epoch,
-    from_iso,
-    nonblank,
-    refused,
-    same,
-    scalar_text,
-    secrets_list,
-    synthetic_id,
-    text,
-    url,
-)
+from suppress.providers.base import Provider
+from suppress.providers.credentials import same
+from suppress.providers.delivery import Delivery, Event, Malformed, Rejected, Reply
+from suppress.providers.fields import from_epoch, from_iso, nonblank, scalar_text, synthetic_id
+from suppress.providers.settings import REQUIRED, secrets_list, url
+from suppress.providers.syncing import ACCEPTED, Account, Change, Outcome, Pulled, refused
 
 SIGNATURE_HEADER = "X-Mandrill-Signature"
 EVENTS_FIELD = "mandrill_events"

@@ -18,21 +18,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
-from suppress.config import Setting
-from suppress.providers.base import (
-    REQUIRED,
-    Delivery,
-    Event,
-    Malformed,
-    Provider,
-    Rejected,
-    Reply,
-    from_epoch,
-    load_json,
-    nonblank,
-    text,
-    url,
-)
+from suppress.config import Setting, text
+from suppress.providers.base import Provider
+from suppress.providers.delivery import Delivery, Event, Malformed, Rejected, Reply, load_json
+from suppress.providers.fields import from_epoch, nonblank
+from suppress.providers.settings import REQUIRED, url
 
 # Postal docs, Developer > Webhooks (and WebhookEvent::EVENTS in Postal's source).
 EVENT_TYPES: dict[str, str] = {

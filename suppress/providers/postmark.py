@@ -17,34 +17,14 @@ from urllib.parse import quote
 
 from werkzeug.datastructures import Headers
 
-from suppress.config import ConfigError, Setting
+from suppress.config import ConfigError, Setting, text
 from suppress.providers.api import Api
-from suppress.providers.base import (
-    ACCEPTED,
-    REQUIRED,
-    Account,
-    Change,
-    Delivery,
-    Event,
-    Malformed,
-    Outcome,
-    Provider,
-    Pulled,
-    Rejected,
-    check_basic_auth,
-    credentials_list,
-    from_iso,
-    load_json,
-    nonblank,
-    optional_text,
-    refused,
-    required_text,
-    same,
-    secrets_list,
-    synthetic_id,
-    text,
-    url,
-)
+from suppress.providers.base import Provider
+from suppress.providers.credentials import check_basic_auth, same
+from suppress.providers.delivery import Delivery, Event, Malformed, Rejected, load_json
+from suppress.providers.fields import from_iso, nonblank, optional_text, required_text, synthetic_id
+from suppress.providers.settings import REQUIRED, credentials_list, secrets_list, url
+from suppress.providers.syncing import ACCEPTED, Account, Change, Outcome, Pulled, refused
 
 REALM = "suppress postmark webhook"
 

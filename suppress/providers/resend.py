@@ -14,28 +14,22 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, ClassVar
 
-from suppress.config import Setting
+from suppress.config import Setting, text
 from suppress.providers.api import Api, ApiError
-from suppress.providers.base import (
-    REQUIRED,
+from suppress.providers.base import Provider
+from suppress.providers.delivery import Delivery, Event, Malformed, load_json
+from suppress.providers.fields import from_iso, nonblank
+from suppress.providers.settings import REQUIRED, url
+from suppress.providers.standard import check_signature, fanned_id, signing_keys
+from suppress.providers.syncing import (
     Account,
     Change,
-    Delivery,
-    Event,
-    Malformed,
     Outcome,
-    Provider,
     Pulled,
     accepted,
-    from_iso,
-    load_json,
-    nonblank,
     refused,
     split_on_refusal,
-    text,
-    url,
 )
-from suppress.providers.standard import check_signature, fanned_id, signing_keys
 
 API_URL = "https://api.resend.com"
 HEADER_FAMILY = "svix"

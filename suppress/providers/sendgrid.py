@@ -23,33 +23,20 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from suppress.config import Setting
+from suppress.config import Setting, text
 from suppress.providers.api import Api, ApiError
-from suppress.providers.base import (
+from suppress.providers.base import Provider
+from suppress.providers.delivery import Delivery, Event, Malformed, Rejected, Reply, load_json
+from suppress.providers.fields import from_epoch, nonblank, scalar_text, synthetic_id
+from suppress.providers.settings import REQUIRED, seconds, secrets_list, slug_map, url
+from suppress.providers.syncing import (
     ACCEPTED,
-    REQUIRED,
     Account,
     Change,
-    Delivery,
-    Event,
-    Malformed,
     Outcome,
-    Provider,
     Pulled,
-    Rejected,
-    Reply,
-    from_epoch,
-    load_json,
-    nonblank,
     refused,
-    scalar_text,
-    seconds,
-    secrets_list,
-    slug_map,
     split_on_refusal,
-    synthetic_id,
-    text,
-    url,
 )
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"

@@ -17,33 +17,14 @@ from urllib.parse import quote, urljoin
 
 import requests
 
-from suppress.config import Setting
+from suppress.config import Setting, text
 from suppress.providers.api import Api, ApiError
-from suppress.providers.base import (
-    ACCEPTED,
-    REQUIRED,
-    Account,
-    Change,
-    Delivery,
-    Event,
-    Malformed,
-    Outcome,
-    Provider,
-    Pulled,
-    Reply,
-    accepted,
-    check_basic_auth,
-    credentials_list,
-    from_epoch,
-    from_iso,
-    load_json,
-    nonblank,
-    refused,
-    sender_of,
-    synthetic_id,
-    text,
-    url,
-)
+from suppress.providers.base import Provider
+from suppress.providers.credentials import check_basic_auth
+from suppress.providers.delivery import Delivery, Event, Malformed, Reply, load_json
+from suppress.providers.fields import from_epoch, from_iso, nonblank, sender_of, synthetic_id
+from suppress.providers.settings import REQUIRED, credentials_list, url
+from suppress.providers.syncing import ACCEPTED, Account, Change, Outcome, Pulled, accepted, refused
 
 # SparkPost API reference, Webhooks "Webhook Event Types", grouped by their msys class.
 EVENT_TYPES: dict[str, str] = {

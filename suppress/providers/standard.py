@@ -21,25 +21,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from werkzeug.datastructures import Headers
 
-from suppress.config import Setting
-from suppress.providers.base import (
-    EVENT_TYPES,
-    REPORTED_BOUNCE_CLASSES,
-    REQUIRED,
-    Delivery,
-    Event,
-    Malformed,
-    Provider,
-    Rejected,
-    from_epoch,
-    from_iso,
-    load_json,
-    same,
-    seconds,
-    secrets_list,
-    sender_of,
-    text,
-)
+from suppress.config import Setting, text
+from suppress.providers.base import Provider
+from suppress.providers.credentials import same
+from suppress.providers.delivery import Delivery, Event, Malformed, Rejected, load_json
+from suppress.providers.fields import from_epoch, from_iso, sender_of
+from suppress.providers.settings import REQUIRED, seconds, secrets_list
+from suppress.vocabulary import EVENT_TYPES, REPORTED_BOUNCE_CLASSES
 
 # Spec "Verifying signatures": the reference libraries allow five minutes either way.
 DEFAULT_TOLERANCE_SECONDS = 300

@@ -14,7 +14,7 @@ from sqlalchemy import Integer, and_, bindparam, literal_column, or_, select
 
 from suppress.database import Prepared, raw_cursor
 from suppress.models import SyncState, db
-from suppress.providers.base import PENDING
+from suppress.providers.syncing import PENDING
 
 
 @dataclass(frozen=True)

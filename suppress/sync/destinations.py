@@ -17,7 +17,8 @@ from suppress.config import ConfigError
 from suppress.lists import ListError, find_list
 from suppress.models import GLOBAL_SCOPE, Destination, SyncState, db
 from suppress.providers import PROVIDERS
-from suppress.providers.base import Account, Provider
+from suppress.providers.base import Provider
+from suppress.providers.syncing import Account
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 from suppress.database import Prepared
 from suppress.models import SyncState, db
-from suppress.providers.base import ACCEPTED, PENDING, Outcome
+from suppress.providers.syncing import ACCEPTED, PENDING, Outcome
 from suppress.sync.claims import Claimed, execute
 
 # A change the provider could not settle waits this long before the next try, doubling per

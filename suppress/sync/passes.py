@@ -16,7 +16,7 @@ from flask import current_app
 from suppress.config import ConfigError
 from suppress.models import Destination, db, utcnow
 from suppress.providers.api import ApiError
-from suppress.providers.base import PENDING
+from suppress.providers.syncing import PENDING
 from suppress.sync.destinations import (
     account_for,
     all_destinations,

@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 
 from suppress.models import Destination, Suppression, SyncState, db
 from suppress.providers import PROVIDERS
-from suppress.providers.base import ACCEPTED, PENDING, REFUSED
+from suppress.providers.syncing import ACCEPTED, PENDING, REFUSED
 from suppress.sync.destinations import scopes_of
 from suppress.sync.health import lower_oldest_pending
 

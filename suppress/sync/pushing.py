@@ -15,7 +15,8 @@ from suppress.database import writer_turn
 from suppress.models import GLOBAL_SCOPE, Destination, SyncState, db, utcnow
 from suppress.providers import PROVIDERS
 from suppress.providers.api import ApiError
-from suppress.providers.base import Account, Change, Outcome, Provider
+from suppress.providers.base import Provider
+from suppress.providers.syncing import Account, Change, Outcome
 from suppress.sync.claims import WHOLE, Claimed, Share, claim, due_row
 from suppress.sync.destinations import account_for
 from suppress.sync.health import recount_oldest_pending

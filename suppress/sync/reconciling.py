@@ -15,7 +15,7 @@ from suppress import suppressions
 from suppress.addresses import InvalidAddress, normalise_and_hash
 from suppress.models import GLOBAL_SCOPE, Destination, Suppression, SyncState, db, utcnow
 from suppress.providers import PROVIDERS
-from suppress.providers.base import ACCEPTED, PENDING, Account
+from suppress.providers.syncing import ACCEPTED, PENDING, Account
 from suppress.sync.destinations import account_for, scopes_of
 from suppress.sync.health import recount_oldest_pending
 from suppress.sync.planning import active, plan

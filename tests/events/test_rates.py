@@ -7,7 +7,7 @@ from flask import current_app
 
 from suppress.events import Rules, record_events
 from suppress.events.rates import DailyRate, DomainRates, complaint_rates
-from suppress.providers.base import Event
+from suppress.providers.delivery import Event
 
 ids = itertools.count(1)
 

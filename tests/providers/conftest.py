@@ -46,7 +46,7 @@ from sqlalchemy import select
 from suppress import suppressions, sync
 from suppress.models import Destination, Suppression, SyncState, db
 from suppress.providers import PROVIDERS, ses
-from suppress.providers.base import Account
+from suppress.providers.syncing import Account
 
 PAYLOADS = Path(__file__).parent / "payloads"
 JSON = "application/json"

@@ -17,8 +17,9 @@ from suppress.config import ConfigError
 from suppress.lists import create_list
 from suppress.models import REASONS, db
 from suppress.providers.api import ApiError
-from suppress.providers.base import ACCEPTED, REFUSED, Change, Delivery, Malformed, Rejected
 from suppress.providers.brevo import EVENT_TYPES, Brevo
+from suppress.providers.delivery import Delivery, Malformed, Rejected
+from suppress.providers.syncing import ACCEPTED, REFUSED, Change
 from tests.providers.fakes.brevo import FakeBrevo
 
 PAYLOADS = Path(__file__).parent / "payloads" / "brevo"

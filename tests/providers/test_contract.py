@@ -23,7 +23,7 @@ from suppress import webhooks
 from suppress.config import ConfigError
 from suppress.models import Event, db
 from suppress.providers import PROVIDERS
-from suppress.providers.base import REQUIRED
+from suppress.providers.settings import REQUIRED
 
 REFUSED = (401, 403)
 

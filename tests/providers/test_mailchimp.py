@@ -17,8 +17,9 @@ from suppress.config import ConfigError
 from suppress.lists import create_list
 from suppress.models import REASONS, db
 from suppress.providers.api import ApiError
-from suppress.providers.base import ACCEPTED, Change, Delivery, Malformed, Rejected, Reply
+from suppress.providers.delivery import Delivery, Malformed, Rejected, Reply
 from suppress.providers.mailchimp import API_URL, EVENT_MAP, Mailchimp
+from suppress.providers.syncing import ACCEPTED, Change
 from tests.providers.fakes.mailchimp import FakeMailchimp, subscriber_hash
 
 PAYLOADS = Path(__file__).parent / "payloads" / "mailchimp"

@@ -14,8 +14,9 @@ from suppress import suppressions, sync
 from suppress.config import ConfigError
 from suppress.models import REASONS, SyncState, db
 from suppress.providers.api import ApiError
-from suppress.providers.base import Account, Change, Delivery, Malformed, Rejected, Reply
+from suppress.providers.delivery import Delivery, Malformed, Rejected, Reply
 from suppress.providers.mailersend import EVENT_MAP, PING_SECRET, MailerSend
+from suppress.providers.syncing import Account, Change
 from tests.providers.fakes.mailersend import FakeMailerSend
 
 PAYLOADS = Path(__file__).parent / "payloads" / "mailersend"

@@ -17,8 +17,9 @@ from werkzeug.datastructures import Headers
 
 from suppress.config import ConfigError
 from suppress.providers.api import ApiError
-from suppress.providers.base import Account, Change, Delivery, Malformed, Outcome, Pulled, Rejected
+from suppress.providers.delivery import Delivery, Malformed, Rejected
 from suppress.providers.mailgun import DEFAULT_TOLERANCE_SECONDS, Mailgun, SeenTokens
+from suppress.providers.syncing import Account, Change, Outcome, Pulled
 from tests.providers.fakes.mailgun import FakeMailgun
 
 PAYLOADS = Path(__file__).resolve().parent / "payloads" / "mailgun"

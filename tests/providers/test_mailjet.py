@@ -14,8 +14,9 @@ from suppress.config import ConfigError
 from suppress.lists import create_list
 from suppress.models import REASONS, SyncState, db
 from suppress.providers.api import ApiError
-from suppress.providers.base import Account, Change, Delivery, Malformed, Rejected, Reply
+from suppress.providers.delivery import Delivery, Malformed, Rejected, Reply
 from suppress.providers.mailjet import EVENT_TYPES, NO_LIST, Mailjet
+from suppress.providers.syncing import Account, Change
 from tests.providers.fakes.mailjet import FakeMailjet
 
 PAYLOADS = Path(__file__).parent / "payloads" / "mailjet"

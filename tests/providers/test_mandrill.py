@@ -20,8 +20,9 @@ from suppress import suppressions, sync
 from suppress.config import ConfigError
 from suppress.models import db
 from suppress.providers.api import ApiError
-from suppress.providers.base import Account, Change, Delivery, Malformed, Rejected, Reply
+from suppress.providers.delivery import Delivery, Malformed, Rejected, Reply
 from suppress.providers.mandrill import SIGNATURE_HEADER, TEST_KEY, Mandrill
+from suppress.providers.syncing import Account, Change
 from tests.providers.fakes.mandrill import FakeMandrill
 
 PAYLOADS = Path(__file__).resolve().parent / "payloads" / "mandrill"

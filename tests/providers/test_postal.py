@@ -13,7 +13,7 @@ from werkzeug.datastructures import Headers
 
 from suppress.config import ConfigError
 from suppress.providers import postal
-from suppress.providers.base import Delivery, Malformed, Rejected
+from suppress.providers.delivery import Delivery, Malformed, Rejected
 from suppress.providers.postal import Postal
 
 PAYLOADS = Path(__file__).parent / "payloads" / "postal"

@@ -17,13 +17,14 @@ from suppress.lists import create_list
 from suppress.models import REASONS as MODEL_REASONS
 from suppress.models import db
 from suppress.providers.api import ApiError
-from suppress.providers.base import ACCEPTED, REFUSED, Change, Delivery, Malformed, Rejected
+from suppress.providers.delivery import Delivery, Malformed, Rejected
 from suppress.providers.postmark import (
     BOUNCE_TYPES,
     MAX_SUPPRESSIONS_PER_CALL,
     RECORD_TYPES,
     Postmark,
 )
+from suppress.providers.syncing import ACCEPTED, REFUSED, Change
 from tests.providers.fakes.postmark import INVALID, NO_AUTHORITY, FakePostmark
 
 PAYLOADS = Path(__file__).parent / "payloads" / "postmark"

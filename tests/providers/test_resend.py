@@ -20,7 +20,7 @@ from suppress.config import ConfigError
 from suppress.models import REASONS as MODEL_REASONS
 from suppress.models import SyncState, db
 from suppress.providers.api import ApiError
-from suppress.providers.base import ACCEPTED, REFUSED, Change, Delivery, Malformed, Rejected
+from suppress.providers.delivery import Delivery, Malformed, Rejected
 from suppress.providers.resend import (
     EVENT_MAP,
     SUPPRESSIONS_PER_CALL,
@@ -28,6 +28,7 @@ from suppress.providers.resend import (
     NotAvailable,
     Resend,
 )
+from suppress.providers.syncing import ACCEPTED, REFUSED, Change
 from tests.providers.fakes.resend import FakeResend
 
 PAYLOADS = Path(__file__).parent / "payloads" / "resend"

@@ -23,7 +23,7 @@ from suppress.lists import create_list
 from suppress.models import REASONS as MODEL_REASONS
 from suppress.models import db
 from suppress.providers.api import ApiError
-from suppress.providers.base import ACCEPTED, REFUSED, Change, Delivery, Malformed, Rejected
+from suppress.providers.delivery import Delivery, Malformed, Rejected
 from suppress.providers.sendgrid import (
     DEFAULT_TOLERANCE_SECONDS,
     MAX_ADDRESSES_PER_CALL,
@@ -32,6 +32,7 @@ from suppress.providers.sendgrid import (
     TIMESTAMP_HEADER,
     SendGrid,
 )
+from suppress.providers.syncing import ACCEPTED, REFUSED, Change
 from tests.providers.fakes.sendgrid import FakeSendGrid, record
 
 PAYLOADS = Path(__file__).resolve().parent / "payloads" / "sendgrid"

@@ -28,8 +28,9 @@ from suppress.config import ConfigError
 from suppress.models import Suppression, db
 from suppress.providers import ses
 from suppress.providers.api import ApiError
-from suppress.providers.base import Account, Change, Delivery, Malformed, Rejected, Reply
+from suppress.providers.delivery import Delivery, Malformed, Rejected, Reply
 from suppress.providers.ses import Ses
+from suppress.providers.syncing import Account, Change
 from tests.providers.fakes.ses import FakeSes
 
 PAYLOADS = Path(__file__).parent / "payloads" / "ses"

@@ -14,8 +14,9 @@ from suppress.config import ConfigError
 from suppress.models import db
 from suppress.providers import sparkpost
 from suppress.providers.api import ApiError
-from suppress.providers.base import Account, Change, Delivery, Malformed, Rejected
+from suppress.providers.delivery import Delivery, Malformed, Rejected
 from suppress.providers.sparkpost import SparkPost
+from suppress.providers.syncing import Account, Change
 from tests.providers.fakes.sparkpost import FakeSparkPost
 
 PAYLOADS = Path(__file__).parent / "payloads" / "sparkpost"

@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from werkzeug.datastructures import Headers
 
 from suppress.config import ConfigError
-from suppress.providers.base import EVENT_TYPES, Delivery, Malformed, Rejected
+from suppress.providers.delivery import Delivery, Malformed, Rejected
 from suppress.providers.standard import Standard
+from suppress.vocabulary import EVENT_TYPES
 
 PAYLOADS = Path(__file__).parent / "payloads" / "standard"
 URL = "https://suppress.example.net/webhooks/standard"

@@ -20,28 +20,12 @@ import requests
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from suppress.config import Setting
+from suppress.config import Setting, text
 from suppress.providers.api import Api
-from suppress.providers.base import (
-    REQUIRED,
-    Account,
-    Change,
-    Delivery,
-    Event,
-    Malformed,
-    Outcome,
-    Provider,
-    Pulled,
-    Rejected,
-    Reply,
-    check_basic_auth,
-    credentials_list,
-    flag,
-    from_iso,
-    nonblank,
-    text,
-    url,
-)
+from suppress.providers.base import Provider
+from suppress.providers.credentials import check_basic_auth
+from suppress.providers.delivery import Delivery, Event, Malformed, Rejected, Reply
+from suppress.providers.fields import from_iso, nonblank
 from suppress.providers.ses.records import (
     EVENT_TYPES,
     READERS,
@@ -71,7 +55,9 @@ from suppress.providers.ses.suppression_list import (
     pull_suppressed,
     push_one,
 )
+from suppress.providers.settings import REQUIRED, credentials_list, flag, url
 from suppress.providers.sigv4 import SigV4
+from suppress.providers.syncing import Account, Change, Outcome, Pulled
 
 log = logging.getLogger(__name__)
 REALM = "suppress ses"

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from suppress.providers.base import Malformed, nonblank, sender_of
+from suppress.providers.delivery import Malformed
+from suppress.providers.fields import nonblank, sender_of
 
 # SES "Contents of event data that Amazon SES publishes to Amazon SNS", top-level `eventType`
 # (`notificationType` in identity notifications). Records of other types become `unknown`.

@@ -13,7 +13,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from suppress.providers.base import Malformed, Rejected, load_json, secrets_list
+from suppress.providers.delivery import Malformed, Rejected, load_json
+from suppress.providers.settings import secrets_list
 
 # SNS "Verifying the signature of an Amazon SNS message": the fields signed, in this order; a
 # field is left out when the message does not carry it (only Subject ever is).

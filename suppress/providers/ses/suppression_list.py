@@ -9,19 +9,11 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from suppress.config import text
 from suppress.providers.api import ApiError
-from suppress.providers.base import (
-    ACCEPTED,
-    Account,
-    Change,
-    Malformed,
-    Outcome,
-    Pulled,
-    from_epoch,
-    nonblank,
-    refused,
-    text,
-)
+from suppress.providers.delivery import Malformed
+from suppress.providers.fields import from_epoch, nonblank
+from suppress.providers.syncing import ACCEPTED, Account, Change, Outcome, Pulled, refused
 
 # The SES API v2 (API reference: "PutSuppressedDestination", "DeleteSuppressedDestination",
 # "ListSuppressedDestinations", "GetContact", "CreateContact", "UpdateContact", "ListContacts"),
