@@ -42,6 +42,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SECRET_KEY = "live-test-secret"
 START_TIMEOUT_S = 20
+# Beyond gunicorn's own graceful timeout (30 s), after which it kills its workers itself.
+STOP_TIMEOUT_S = 35
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Debian's chromium, not a Playwright download. The network here is closed to everything but
@@ -78,10 +80,29 @@ def _start_gunicorn(env: dict[str, str], listener: socket.socket, **popen: Any) 
     return subprocess.Popen(command, cwd=ROOT, env=env, pass_fds=[descriptor], **popen)
 
 
+def stop_gunicorn(server: subprocess.Popen, log: Callable[[], str]) -> None:
+    """Stop gunicorn as a supervisor would (SIGTERM), failing with its ``log`` if it has not
+    stopped once its own graceful timeout (30 s) is over: killed then, so that no server
+    outlives the test that started it."""
+    server.terminate()
+    try:
+        server.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+        raise AssertionError(f"gunicorn did not stop on SIGTERM; its log:\n{log()}") from None
+
+
 @pytest.fixture(scope="session")
 def start_gunicorn() -> Callable[..., subprocess.Popen]:
     """``_start_gunicorn``, for the tests that start servers of their own."""
     return _start_gunicorn
+
+
+@pytest.fixture(scope="session")
+def stopped_gunicorn() -> Callable[[subprocess.Popen, Callable[[], str]], None]:
+    """``stop_gunicorn``, for the tests that start servers of their own."""
+    return stop_gunicorn
 
 
 def _wait_until_healthy(base_url: str, process: subprocess.Popen, log: Path) -> None:
@@ -196,8 +217,7 @@ def live_service(
         _wait_until_healthy(base_url, server, log)
         yield LiveService(base_url=base_url, minter=minter, engine=engine)
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        stop_gunicorn(server, log.read_text)
         engine.dispose()
         database.dispose(minter)
 

@@ -26,7 +26,7 @@ def get(url: str) -> tuple[int, bytes]:
 
 
 @pytest.fixture
-def serve(tmp_path, start_gunicorn):
+def serve(tmp_path, start_gunicorn, stopped_gunicorn):
     """Start gunicorn with the project's config on a loopback port; stop it afterwards."""
     started = []
 
@@ -43,9 +43,8 @@ def serve(tmp_path, start_gunicorn):
 
     yield start
     for process in started:
-        process.terminate()
-        process.wait(timeout=10)
-        process.stderr.close()
+        with process.stderr as log:
+            stopped_gunicorn(process, lambda log=log: log.read().decode(errors="replace"))
 
 
 def migrate(database_url: str) -> None:
