@@ -202,7 +202,7 @@ def cleaned_chunks(
     mailing_list: MailingList | None = None,
     links: bool = False,
     ahead: Ahead | None = None,
-) -> Iterator["CleanedChunk"]:
+) -> Iterator[CleanedChunk]:
     """``clean_rows()`` for rows read a chunk at a time (``CsvFile.raw_chunks`` of a file with
     that ``separator``): for a million rows, where making an object of each costs more than
     writing it. A long file is cleaned ``ahead`` (``ahead_of`` before the file was opened);
@@ -224,12 +224,12 @@ def cleaned_chunks(
 
 
 def _cleaned_in_place(
-    chunks: list["Chunk"],
+    chunks: list[Chunk],
     column: firstlook.Column,
     width: int,
     mailing_list: MailingList | None,
     links: bool,
-) -> Iterator["CleanedChunk"]:
+) -> Iterator[CleanedChunk]:
     """A short file's chunks, its first look taken here and the register asked chunk by chunk."""
     domains = domain_rules(mailing_list.slug if mailing_list else None)
     looker = firstlook.InPlace(column, _keep_normalised(mailing_list, links, domains))
@@ -239,11 +239,11 @@ def _cleaned_in_place(
 
 
 def _judged(
-    chunks: Iterator["Chunk"],
+    chunks: Iterator[Chunk],
     looker: Looker,
-    judge: "Judge",
+    judge: Judge,
     in_memory: Future[InMemory] | None,
-) -> Iterator["CleanedChunk"]:
+) -> Iterator[CleanedChunk]:
     """The chunks judged in order, CHUNKS_AHEAD read and sent to the first look in advance.
 
     ``in_memory`` is being read on the session's connection by another thread: nothing here
@@ -268,7 +268,7 @@ def _judged(
         yield judge.judged(pending.popleft(), looker.receive())
 
 
-def _learn(in_memory: Future[InMemory], judge: "Judge", looker: Looker) -> None:
+def _learn(in_memory: Future[InMemory], judge: Judge, looker: Looker) -> None:
     """Wait for what is matched in memory if need be, and hand it to both sides."""
     judge.learn(in_memory.result())
     looker.learn(in_memory.result())
