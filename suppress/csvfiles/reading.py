@@ -1,202 +1,22 @@
-"""Reading CSV files the way people actually save them.
+"""CsvFile: an open CSV file, its header read and checked, and its rows handed out one by one
+(``rows``, ``records``) or a chunk at a time (``raw_chunks``), a plain line left unsplit."""
 
-A marketer's file comes from Excel as often as from a script: in Finland Excel writes semicolons,
-and either UTF-8 with a byte-order mark or Windows-1252; "Unicode text" is UTF-16. This module
-finds the encoding and the separator (or takes the ones the user names), reads the header, and
-hands out rows keyed by lower-cased column names with their line numbers, so that every refusal
-can point at a line. It knows nothing about what the columns mean.
-"""
-
-import codecs
 import csv
-from bisect import bisect, bisect_left
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from itertools import accumulate, chain, compress, count, islice, repeat
-from operator import add, and_, eq, gt, not_
+from bisect import bisect
+from collections.abc import Iterator
+from itertools import chain, compress, islice, repeat
+from operator import and_, eq, gt, not_
 from pathlib import Path
 from types import TracebackType
-from typing import NamedTuple, Self
+from typing import Self
 
-CHUNK_BYTES = 1 << 20
+from suppress.csvfiles.encodings import checked, detect_encoding
+from suppress.csvfiles.errors import CsvError
+from suppress.csvfiles.padding import unpadded
+from suppress.csvfiles.records import CsvRecord, CsvRow, RawChunk
+from suppress.csvfiles.separators import sniff_separator
+
 RECORDS_PER_CHUNK = 1_000
-SEPARATORS = ",;\t|"
-# What ``str.strip`` takes off besides the space (the characters of ``str.isspace``); none of
-# them is printable.
-OTHER_WHITE_SPACE = (
-    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
-    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
-# What a user may call a separator besides the character itself; "\t" is what a shell passes
-# for a tab typed as an escape.
-SEPARATOR_NAMES = {"comma": ",", "semicolon": ";", "tab": "\t", "\\t": "\t", "pipe": "|"}
-
-
-class CsvError(ValueError):
-    """The file as a whole cannot be read; the message says what to fix."""
-
-
-@dataclass(frozen=True)
-class CsvRow:
-    """One data row: its values by column, or the problem that keeps it from being read."""
-
-    line: int
-    values: dict[str, str] | None
-    problem: str | None = None
-
-
-class CsvRecord(NamedTuple):
-    """One data row as its raw fields (a tuple: ``clean`` makes millions), or the problem.
-
-    ``fields`` is empty when the row could not be split at all. ``text`` is the row's line as
-    read, without its line end, when the row is plain: one line with no quote character, the
-    header's width and no field to strip (see ``unpadded``). Writing ``fields`` with the file's
-    separator gives that text again, and stripping them changes nothing.
-    """
-
-    line: int
-    fields: list[str]
-    problem: str | None = None
-    text: str | None = None
-
-
-@dataclass
-class RawChunk:
-    """Rows read together as cheaply as can be, column by column: row ``i`` is on line
-    ``lines[i]``; a plain row (see CsvRecord) comes unsplit as ``texts[i]``, never empty, and
-    so may one with a field to strip (``CsvFile.raw_chunks``); any other has ``texts[i]`` ""
-    and ``others[i]``, its fields as read and its problem (or None)."""
-
-    lines: list[int] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)
-    others: dict[int, tuple[list[str], str | None]] = field(default_factory=dict)
-
-
-def detect_encoding(path: Path) -> str:
-    """UTF-16 or UTF-8 (with or without BOM) when the bytes say so, else Windows-1252.
-
-    The whole file is decoded once up front, so a bad byte deep in a large file is found before
-    anything is written, rather than halfway through an import.
-    """
-    with path.open("rb") as stream:
-        head = stream.read(4)
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return _checked(path, "utf-16")
-    try:
-        return _checked(path, "utf-8-sig")
-    except CsvError:
-        return _checked(path, "cp1252", fallback_of="UTF-8")
-
-
-def _checked(path: Path, encoding: str, fallback_of: str | None = None) -> str:
-    decoder = codecs.getincrementaldecoder(encoding)()
-    offset = 0
-    with path.open("rb") as stream:
-        while chunk := stream.read(CHUNK_BYTES):
-            try:
-                text = decoder.decode(chunk)
-            except UnicodeError as error:  # a named codec may raise the base class
-                where = offset + getattr(error, "start", 0)
-                tried = f"{fallback_of} nor {encoding}" if fallback_of else encoding
-                raise CsvError(
-                    f"the file is not text in {tried}: undecodable byte at offset {where}; "
-                    "save it as CSV UTF-8"
-                ) from None
-            if "\x00" in text:
-                raise CsvError(
-                    "the file holds NUL characters, so it is not CSV text "
-                    "(a workbook? save it as CSV UTF-8)"
-                )
-            offset += len(chunk)
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeError:
-            raise CsvError(f"the file ends in the middle of a {encoding} character") from None
-    return encoding
-
-
-def separator_named(name: str) -> str:
-    """The separator ``name`` stands for: one of SEPARATORS, or its name in SEPARATOR_NAMES."""
-    separator = SEPARATOR_NAMES.get(name.strip().lower(), name)
-    if len(separator) != 1 or separator not in SEPARATORS:
-        raise CsvError(
-            f"unknown separator {name!r}: use , ; | or a tab, or comma, semicolon, tab or pipe"
-        )
-    return separator
-
-
-def text_encoding(name: str) -> str:
-    """``name`` if it is a Python codec for text (``utf-8``, ``cp1252``, ``latin-1``, ...):
-    not a name Python does not know, nor a bytes-to-bytes codec such as ``base64``."""
-    try:
-        "email".encode(name).decode(name)
-    except (LookupError, UnicodeError):
-        raise CsvError(
-            f"unknown encoding {name!r}: use a Python codec name such as utf-8, cp1252 or latin-1"
-        ) from None
-    return name
-
-
-def sniff_separator(header_line: str) -> str:
-    """The separator that splits the header most: a one-column file has none, so a comma."""
-    counts = {separator: header_line.count(separator) for separator in SEPARATORS}
-    best = max(counts, key=counts.__getitem__)
-    return best if counts[best] else ","
-
-
-def white_space_but_spaces(text: str) -> bool:
-    """Whether ``text`` holds white space other than the space: a search for each such
-    character, each a pass in C, and refused at once for a character beyond the text's
-    widest (most of them, in a text of Latin-1)."""
-    return any(map(text.__contains__, OTHER_WHITE_SPACE))
-
-
-def unpadded(separator: str) -> Callable[[str], bool]:
-    """A test for a plain row's text: that no field starts or ends with white space (what
-    ``str.strip`` takes off). In a line whose only white space is spaces (any printable one)
-    only spaces at the ends or next to a separator remain to look for; a line with a tab or
-    the like anywhere counts as padded, to be split and stripped."""
-    left, right = f"{separator} ", f" {separator}"
-    tab = not separator.isprintable()
-
-    def test(text: str) -> bool:
-        fields = text.replace(separator, "") if tab else text
-        return (
-            (fields.isprintable() or not white_space_but_spaces(fields))
-            and text[0] != " "
-            and text[-1] != " "
-            and left not in text
-            and right not in text
-        )
-
-    return test
-
-
-def padded_lines(joined: str, texts: list[str], separator: str) -> list[int]:
-    """The rows read unsplit that have a field to strip (``texts``, which ``joined`` holds one
-    a line), most often a few, found without testing each: only the lines with white space
-    other than spaces, or a space at an end or beside a separator, may have one. Those are
-    looked for in all the texts at once, joined by separators; line by line only when there
-    are many."""
-    plain = unpadded(separator)
-    flat = joined.replace("\n", separator)
-    marks = (f"{separator} ", f" {separator}", *OTHER_WHITE_SPACE.replace(separator, ""))
-    many = len(texts) // 4
-    places = [*islice(_places(flat, marks), many + 1)]
-    if len(places) > many:
-        return [index for index, text in enumerate(texts) if text and not plain(text)]
-    ends = [*map(add, accumulate(map(len, texts)), count())]  # each text's end in ``flat``
-    near = {0, len(texts) - 1, *(bisect_left(ends, at) for at in chain.from_iterable(places))}
-    return [index for index in sorted(near) if (text := texts[index]) and not plain(text)]
-
-
-def _places(text: str, marks: Iterable[str]) -> Iterator[tuple[int, int]]:
-    """Where each of ``marks`` is found in ``text``: its first and last character."""
-    for mark in marks:
-        at = text.find(mark)
-        while at >= 0:
-            yield at, at + len(mark) - 1
-            at = text.find(mark, at + 1)
 
 
 def _other(
@@ -239,9 +59,7 @@ class CsvFile:
         self.path = Path(path)
         try:
             self.size = self.path.stat().st_size
-            self.encoding = (
-                _checked(self.path, encoding) if encoding else detect_encoding(self.path)
-            )
+            self.encoding = checked(self.path, encoding) if encoding else detect_encoding(self.path)
             self._stream = self.path.open(encoding=self.encoding, newline="")
         except OSError as error:
             raise CsvError(f"cannot read {self.path}: {error.strerror}") from None
