@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from suppress import clean, lists, suppressions
+from suppress import clean, lists, suppressions, tokens
 from suppress.addresses import normalise
 from suppress.clean import clean_rows, email_column, verdicts
 from suppress.csvfiles import CsvError, CsvFile
@@ -418,3 +418,14 @@ def test_domain_rules_are_read_once_per_file(app, write_csv, monkeypatch):
         None,
     ]
     assert calls == [None]
+
+
+def test_links_on_an_http_base_url_are_refused_before_a_long_file_is_started(make_app):
+    """R-OC-1: refused at once, not after the worker forked and the register was read."""
+    production = make_app(TESTING=False, BASE_URL="http://u.example.fi")
+    with (
+        production.app_context(),
+        pytest.raises(tokens.InsecureBaseURL, match="https"),
+        clean.ahead_of(clean.LONG_FILE_BYTES + 1, links=True),
+    ):
+        pytest.fail("the clean was started")

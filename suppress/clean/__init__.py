@@ -165,6 +165,7 @@ def ahead_of(
     if size <= LONG_FILE_BYTES:
         yield None
         return
+    _check_links(links)
     with _read_ahead(mailing_list, links) as ahead:
         yield ahead
 
@@ -187,6 +188,12 @@ def _read_ahead(mailing_list: MailingList | None, links: bool) -> Iterator[Ahead
         looker.close()
 
 
+def _check_links(links: bool) -> None:
+    """Refuse an http:// base URL for the links before any work starts (``tokens.page_url``)."""
+    if links:
+        tokens.page_url("check")
+
+
 def _keep_normalised(mailing_list: MailingList | None, links: bool, domains: DomainRules) -> bool:
     """Whether the main process needs the normal forms, for what it matches by address: links,
     a list's rules, hashed lists, and domains unless the first look matches them."""
@@ -207,8 +214,8 @@ def cleaned_chunks(
     that ``separator``): for a million rows, where making an object of each costs more than
     writing it. A long file is cleaned ``ahead`` (``ahead_of`` before the file was opened);
     without that, the first two chunks tell whether it is long."""
-    if links:
-        tokens.page_url("check")  # refuses an http:// base URL before anything is written
+    if ahead is None:
+        _check_links(links)
     column = firstlook.Column(separator, email_index)
     read = (Chunk(raw, email_index, separator) for raw in chunks)
     first: list[Chunk] = []
